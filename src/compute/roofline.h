@@ -1,0 +1,22 @@
+// Probes of what this machine can do, measured in the same run as a
+// benchmark: streaming read bandwidth and FP32 FMA throughput.
+#pragma once
+
+#include <cstddef>
+
+namespace huginn {
+
+struct BandwidthResult {
+  double gb_per_s = 0;  // 1 GB = 1e9 bytes
+  bool huge_pages = false;
+};
+
+// Reads a `bytes` anonymous buffer (asking for 2 MiB pages when huge_pages)
+// with `threads` threads, `repeats` times; returns the median rate.
+BandwidthResult measure_read_bandwidth(size_t bytes, int threads, bool huge_pages, int repeats = 5);
+
+// FP32 fused multiply-add throughput (GFLOP/s, 2 FLOP per FMA lane) with
+// `threads` threads, using the widest FMA instructions this CPU has.
+double measure_fma_peak_gflops(int threads);
+
+}  // namespace huginn
