@@ -1,0 +1,34 @@
+// `huginn quantize`: rewrite a model's weights in another type (Q8_0, Q4_0,
+// BF16, F16, F32) as a GGUF file (architecture "huginn", docs/GGUF.md).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "huginn/tensor.h"
+
+namespace huginn {
+
+struct QuantizeOptions {
+  DType type = DType::Q8_0;
+  int threads = 0;
+};
+
+struct QuantizeReport {
+  std::string output;       // path of the .gguf written
+  int64_t bytes_in = 0;     // weight bytes of the source (tensors in use)
+  int64_t bytes_out = 0;    // tensor bytes written
+  // Tensors not stored in the requested type, with the reason.
+  std::vector<std::pair<std::string, std::string>> kept;
+};
+
+// Parses "q8_0", "q4_0", "bf16", "f16", "f32" (case-insensitive).
+DType parse_weight_type(const std::string& s);
+
+// Reads the model at `in` (any format Model::load accepts) and writes
+// `out_dir`/model.gguf plus the config and tokenizer files of the source
+// directory, so `out_dir` is a model directory every command loads.
+QuantizeReport quantize_model(const std::string& in, const std::string& out_dir, const QuantizeOptions& opts);
+
+}  // namespace huginn

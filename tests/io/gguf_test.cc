@@ -1,0 +1,84 @@
+// GGUF reader/writer: round trip and malformed files.
+#include <gtest/gtest.h>
+
+#include <cstring>
+#include <fstream>
+
+#include "huginn/error.h"
+#include "io/gguf.h"
+#include "test_util.h"
+
+namespace huginn {
+namespace {
+
+std::string expect_error(const std::vector<std::byte>& bytes) {
+  try {
+    parse_gguf(bytes, "bad.gguf");
+  } catch (const Error& e) {
+    return e.what();
+  }
+  ADD_FAILURE() << "no error";
+  return "";
+}
+
+std::vector<std::byte> read_bytes(const std::string& p) {
+  std::string s = test::read_file(p);
+  std::vector<std::byte> b(s.size());
+  std::memcpy(b.data(), s.data(), s.size());
+  return b;
+}
+
+std::string write_sample() {
+  std::string path = test::temp_dir() + "/m.gguf";
+  std::vector<float> a = {1, 2, 3, 4, 5, 6};
+  std::vector<GgufTensorToWrite> t = {
+      {"a", DType::F32, {2, 3}, 24, [&](std::byte* o) { std::memcpy(o, a.data(), 24); }},
+      {"b", DType::F32, {3}, 12, [&](std::byte* o) { std::memcpy(o, a.data(), 12); }},
+  };
+  write_gguf(path, {{"general.architecture", std::string("huginn")}, {"x.int", int64_t{-5}}, {"x.f", 2.5},
+                    {"x.b", true}, {"x.arr", std::vector<std::string>{"p", "q"}}},
+             t);
+  return path;
+}
+
+TEST(Gguf, RoundTrip) {
+  GgufReader r(write_sample());
+  const auto& g = r.file();
+  EXPECT_EQ(std::get<std::string>(g.metadata.at("general.architecture")), "huginn");
+  EXPECT_EQ(std::get<int64_t>(g.metadata.at("x.int")), -5);
+  EXPECT_EQ(std::get<double>(g.metadata.at("x.f")), 2.5);
+  EXPECT_EQ(std::get<bool>(g.metadata.at("x.b")), true);
+  EXPECT_EQ(std::get<std::vector<std::string>>(g.metadata.at("x.arr")).size(), 2u);
+  const auto& a = g.tensors.at("a");
+  EXPECT_EQ(a.shape, (std::vector<int64_t>{2, 3}));
+  EXPECT_EQ(a.nbytes, 24u);
+  EXPECT_EQ(reinterpret_cast<uintptr_t>(a.data) % 32, 0u);
+  float v[6];
+  std::memcpy(v, a.data, 24);
+  EXPECT_EQ(v[5], 6.0f);
+}
+
+TEST(Gguf, MalformedFilesGiveErrors) {
+  auto good = read_bytes(write_sample());
+  EXPECT_NE(expect_error({}).find("bad magic"), std::string::npos);
+  auto bad_magic = good;
+  bad_magic[0] = std::byte{'X'};
+  EXPECT_NE(expect_error(bad_magic).find("bad magic"), std::string::npos);
+  auto bad_version = good;
+  bad_version[4] = std::byte{9};
+  EXPECT_NE(expect_error(bad_version).find("version 9"), std::string::npos);
+  // Every truncation is reported, never read past the end.
+  for (size_t n : {size_t{10}, size_t{30}, size_t{100}, good.size() - 1}) {
+    std::vector<std::byte> cut(good.begin(), good.begin() + static_cast<std::ptrdiff_t>(n));
+    std::string msg = expect_error(cut);
+    EXPECT_NE(msg.find("bad.gguf"), std::string::npos) << n;
+    EXPECT_TRUE(msg.find("truncated") != std::string::npos || msg.find("past the end") != std::string::npos) << msg;
+  }
+  // A huge tensor-count field.
+  auto big = good;
+  for (int i = 8; i < 16; ++i) big[static_cast<size_t>(i)] = std::byte{0xff};
+  EXPECT_NE(expect_error(big).find("implausible"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace huginn
