@@ -26,6 +26,7 @@
 namespace huginn {
 
 class Backend;
+struct AttentionSegment;
 
 struct EngineOptions {
   int threads = 0;  // 0: one per core
@@ -132,6 +133,9 @@ class Engine {
   // Activations, [tokens, ...] each.
   std::vector<float> emb_, state_, x_, cat_, norm_, qkv_, ctx_, attn_, fc_, act_, latent_, hidden_, logits_;
   std::vector<int64_t> pos_scratch_;
+  std::vector<Segment> segs_;
+  std::vector<AttentionSegment> att_;
+  std::vector<float> packed_logits_;
   std::vector<std::vector<const float*>> kv_k_, kv_v_;
   struct RopeHolder;
   std::unique_ptr<RopeHolder> rope_;

@@ -141,7 +141,8 @@ void Engine::begin(std::span<const SequenceInput> batch) {
   }
   reserve(total);
   const int64_t E = c.n_embd;
-  std::vector<Segment> segs;
+  std::vector<Segment>& segs = segs_;
+  segs.clear();
   for (size_t b = 0; b < seqs_.size(); ++b) {
     const Seq& s = seqs_[b];
     backend_->embed(w.wte, batch[b].tokens.data(), s.n, static_cast<float>(c.embed_scale()), emb_.data() + s.row * E);
@@ -158,21 +159,17 @@ void Engine::init_state(float init_scale, StateInitializer& init) {
   for (int b = 0; b < batch_size(); ++b) init.fill(state(b), c.init_std() * init_scale, c.embed_scale());
 }
 
-// Rows of the active sequences, packed: segs[i].row is the row in the packed buffers.
-static std::vector<int> active_list(size_t n, std::span<const uint8_t> active) {
-  std::vector<int> out;
-  for (size_t b = 0; b < n; ++b)
-    if (active.empty() || active[b]) out.push_back(static_cast<int>(b));
-  return out;
-}
+static bool is_active(std::span<const uint8_t> active, size_t b) { return active.empty() || active[b]; }
 
 void Engine::step(std::span<const uint8_t> active) {
   const auto& c = model_.config();
   const auto& w = model_.weights();
   const int64_t E = c.n_embd;
-  std::vector<Segment> segs;
+  std::vector<Segment>& segs = segs_;
+  segs.clear();
   int64_t n = 0;
-  for (int b : active_list(seqs_.size(), active)) {
+  for (int b = 0; b < batch_size(); ++b) {
+    if (!is_active(active, static_cast<size_t>(b))) continue;
     const Seq& s = seqs_[static_cast<size_t>(b)];
     segs.push_back({b, n});
     // adapter input: concat(state, embedding) per token
@@ -200,9 +197,11 @@ void Engine::decode(bool all_positions, std::span<const uint8_t> active) {
   const auto& w = model_.weights();
   const int64_t E = c.n_embd, V = c.vocab_size;
   const float eps = static_cast<float>(c.norm_eps);
-  std::vector<Segment> segs;
+  std::vector<Segment>& segs = segs_;
+  segs.clear();
   int64_t n = 0;
-  for (int b : active_list(seqs_.size(), active)) {
+  for (int b = 0; b < batch_size(); ++b) {
+    if (!is_active(active, static_cast<size_t>(b))) continue;
     const Seq& s = seqs_[static_cast<size_t>(b)];
     segs.push_back({b, n});
     std::memcpy(&x_[static_cast<size_t>(n * E)], &state_[static_cast<size_t>(s.row * E)], s.n * E * sizeof(float));
@@ -233,9 +232,10 @@ void Engine::decode(bool all_positions, std::span<const uint8_t> active) {
   int64_t need = 0;
   for (const Seq& s : seqs_) need += all_positions ? s.n : 1;
   if (logits_.size() < static_cast<size_t>(std::max(need, rows) * V)) logits_.resize(static_cast<size_t>(std::max(need, rows) * V));
-  std::vector<float> packed;
+  std::vector<float>& packed = packed_logits_;
   const bool all_active = static_cast<size_t>(segs.size()) == seqs_.size();
-  float* out = all_active ? logits_.data() : (packed.resize(static_cast<size_t>(rows * V)), packed.data());
+  if (!all_active && packed.size() < static_cast<size_t>(rows * V)) packed.resize(static_cast<size_t>(rows * V));
+  float* out = all_active ? logits_.data() : packed.data();
   backend_->matmul(w.lm_head, hidden_.data(), rows, out);
   int64_t row0 = 0, packed_row = 0;
   size_t si = 0;
@@ -285,7 +285,8 @@ void Engine::run_block(const BlockWeights& w, int slot, float* x, const std::vec
   if (trace_) trace(tag + ".qkv_rope", qkv_.data(), n, 3 * E);
 
   if (kv_k_.size() < segs.size()) kv_k_.resize(segs.size()), kv_v_.resize(segs.size());
-  std::vector<AttentionSegment> att(segs.size());
+  std::vector<AttentionSegment>& att = att_;
+  att.resize(segs.size());
   for (size_t i = 0; i < segs.size(); ++i) {
     const Seq& s = seqs_[static_cast<size_t>(segs[i].b)];
     const int step_idx = slot <= -1000 ? static_cast<int>(c.n_layers_in_prelude + c.n_layers_in_recurrent_block * s.steps) +

@@ -31,42 +31,32 @@ class CpuBackend final : public Backend {
   }
 
   void silu_mul(const float* GU, int64_t n, int64_t inter, float* Y) override {
-    pool_.parallel_for(n, 1, [&](int64_t b, int64_t e, int) {
-      for (int64_t t = b; t < e; ++t) {
-        const float* g = GU + t * 2 * inter;
-        const float* u = g + inter;
-        float* y = Y + t * inter;
-        for (int64_t i = 0; i < inter; ++i) y[i] = g[i] / (1.0f + std::exp(-g[i])) * u[i];
+    // Split rows in pieces so that one token still uses every thread.
+    constexpr int64_t kPiece = 2048;
+    const int64_t pieces = (inter + kPiece - 1) / kPiece;
+    pool_.parallel_for(n * pieces, 1, [&](int64_t b, int64_t e, int) {
+      for (int64_t it = b; it < e; ++it) {
+        const int64_t t = it / pieces, i0 = (it % pieces) * kPiece, len = std::min(kPiece, inter - i0);
+        const float* g = GU + t * 2 * inter + i0;
+        cpu::silu_mul_row(g, g + inter, len, Y + t * inter + i0);
       }
     });
   }
 
   void bias_rope(float* QKV, int64_t n, const int64_t* pos, const float* qb, const float* kb, const RopeTable& rope,
                  int64_t n_heads, int64_t head_dim) override {
-    const int64_t E = n_heads * head_dim, half = head_dim / 2;
+    const int64_t E = n_heads * head_dim;
     for (int64_t t = 0; t < n; ++t) {
       if (pos[t] < 0 || pos[t] >= rope.positions)
         throw Error("position " + std::to_string(pos[t]) + " is outside the RoPE table (block_size " +
                     std::to_string(rope.positions) + ")");
     }
-    pool_.parallel_for(n, 1, [&](int64_t b, int64_t e, int) {
-      for (int64_t t = b; t < e; ++t) {
+    pool_.parallel_for(2 * n, 2, [&](int64_t b, int64_t e, int) {
+      for (int64_t it = b; it < e; ++it) {
+        const int64_t t = it / 2, part = it % 2;
         const float* c = rope.cos.data() + pos[t] * rope.half_dim;
         const float* s = rope.sin.data() + pos[t] * rope.half_dim;
-        for (int part = 0; part < 2; ++part) {
-          float* x = QKV + t * 3 * E + part * E;
-          const float* bias = part == 0 ? qb : kb;
-          if (bias)
-            for (int64_t i = 0; i < E; ++i) x[i] += bias[i];
-          for (int64_t h = 0; h < n_heads; ++h) {
-            float* xh = x + h * head_dim;
-            for (int64_t j = 0; j < half; ++j) {
-              float a = xh[2 * j], bb = xh[2 * j + 1];
-              xh[2 * j] = a * c[j] - bb * s[j];
-              xh[2 * j + 1] = bb * c[j] + a * s[j];
-            }
-          }
-        }
+        cpu::bias_rope_row(QKV + t * 3 * E + part * E, part == 0 ? qb : kb, c, s, n_heads, head_dim);
       }
     });
   }

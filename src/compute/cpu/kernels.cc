@@ -1,14 +1,31 @@
+#include "compute/cpu/kernels.h"
+
 #include <algorithm>
+#include <atomic>
 #include <cmath>
+#include <cstdlib>
+#include <cstring>
 #include <vector>
 
-#include "compute/cpu/kernels.h"
+#include "compute/cpu/kernels_avx2.h"
+#include "compute/quant.h"
 
 namespace huginn::cpu {
 
-const char* kernel_isa() { return "scalar"; }
-
 namespace {
+
+bool detect_avx2() {
+#if defined(__x86_64__) || defined(__i386__)
+  if (const char* s = std::getenv("HUGINN_FORCE_SCALAR"); s && *s && *s != '0') return false;
+  __builtin_cpu_init();
+  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+#else
+  return false;
+#endif
+}
+
+const bool g_has_avx2 = detect_avx2();
+std::atomic<bool> g_force_scalar{false};
 
 // 8 independent partial sums so the compiler can vectorize without -ffast-math.
 inline float dot8(const float* a, const float* b, int64_t n) {
@@ -21,11 +38,61 @@ inline float dot8(const float* a, const float* b, int64_t n) {
   return s;
 }
 
-}  // namespace
+bool is_quant(DType t) { return t == DType::Q8_0 || t == DType::Q4_0; }
 
-void matmul(ThreadPool& pool, const TensorView& W, const float* X, int64_t n, float* Y) {
+// Integer dot of one quantized weight row against one quantized activation
+// row, float accumulation per block (the portable version of the AVX2 kernel).
+float quant_row_dot(DType t, const std::byte* row, const int8_t* xq, const float* xd, const int32_t* xs, int64_t nb) {
+  float s = 0;
+  if (t == DType::Q8_0) {
+    const auto* b = reinterpret_cast<const quant::BlockQ8_0*>(row);
+    for (int64_t i = 0; i < nb; ++i) {
+      int32_t acc = 0;
+      for (int j = 0; j < 32; ++j) acc += static_cast<int32_t>(b[i].q[j]) * xq[i * 32 + j];
+      s += static_cast<float>(acc) * (f16_to_f32(b[i].d) * xd[i]);
+    }
+  } else {
+    const auto* b = reinterpret_cast<const quant::BlockQ4_0*>(row);
+    for (int64_t i = 0; i < nb; ++i) {
+      int32_t acc = 0;
+      for (int j = 0; j < 16; ++j)
+        acc += (b[i].q[j] & 0x0f) * xq[i * 32 + j] + (b[i].q[j] >> 4) * xq[i * 32 + 16 + j];
+      acc -= 8 * xs[i];
+      s += static_cast<float>(acc) * (f16_to_f32(b[i].d) * xd[i]);
+    }
+  }
+  return s;
+}
+
+struct ActBuffers {
+  std::vector<int8_t> q;
+  std::vector<float> d;
+  std::vector<int32_t> s;
+  QuantizedActs get(int64_t n, int64_t cols) {
+    const size_t nb = static_cast<size_t>(n * (cols / 32));
+    q.resize(static_cast<size_t>(n * cols));
+    d.resize(nb);
+    s.resize(nb);
+    return {n, cols, q.data(), d.data(), s.data()};
+  }
+};
+
+void matmul_scalar(ThreadPool& pool, const TensorView& W, const float* X, int64_t n, float* Y) {
   const int64_t rows = W.rows(), cols = W.cols();
   const size_t row_bytes = dtype_row_bytes(W.dtype, cols);
+  if (is_quant(W.dtype)) {
+    thread_local ActBuffers buf;
+    QuantizedActs qa = buf.get(n, cols);
+    quantize_acts_ref(X, n, cols, qa);
+    const int64_t nb = cols / 32;
+    pool.parallel_for(rows, 16, [&](int64_t b, int64_t e, int) {
+      for (int64_t r = b; r < e; ++r)
+        for (int64_t t = 0; t < n; ++t)
+          Y[t * rows + r] = quant_row_dot(W.dtype, W.data + static_cast<size_t>(r) * row_bytes, qa.q + t * cols,
+                                          qa.d + t * nb, qa.sum + t * nb, nb);
+    });
+    return;
+  }
   pool.parallel_for(rows, 16, [&](int64_t b, int64_t e, int) {
     thread_local std::vector<float> w;
     if (w.size() < static_cast<size_t>(cols)) w.resize(static_cast<size_t>(cols));
@@ -35,6 +102,70 @@ void matmul(ThreadPool& pool, const TensorView& W, const float* X, int64_t n, fl
     }
   });
 }
+
+}  // namespace
+
+bool use_avx2() { return g_has_avx2 && !g_force_scalar.load(std::memory_order_relaxed); }
+void force_scalar(bool on) { g_force_scalar.store(on, std::memory_order_relaxed); }
+const char* kernel_isa() { return use_avx2() ? "avx2+fma+f16c" : "scalar"; }
+
+void quantize_acts_ref(const float* X, int64_t n, int64_t cols, QuantizedActs& out) {
+  const int64_t nb = cols / 32;
+  for (int64_t t = 0; t < n; ++t)
+    for (int64_t b = 0; b < nb; ++b) {
+      const float* x = X + t * cols + b * 32;
+      float amax = 0;
+      for (int j = 0; j < 32; ++j) amax = std::max(amax, std::fabs(x[j]));
+      const float d = amax / 127.0f;
+      const float id = d != 0 ? 1.0f / d : 0.0f;
+      int32_t sum = 0;
+      for (int j = 0; j < 32; ++j) {
+        const auto q = static_cast<int8_t>(std::nearbyint(x[j] * id));
+        out.q[t * cols + b * 32 + j] = q;
+        sum += q;
+      }
+      out.d[t * nb + b] = d;
+      out.sum[t * nb + b] = sum;
+    }
+}
+
+void matmul(ThreadPool& pool, const TensorView& W, const float* X, int64_t n, float* Y, MatmulPath path) {
+  if (n <= 0 || W.rows() <= 0) return;
+  if (!use_avx2()) return matmul_scalar(pool, W, X, n, Y);
+  if (path == MatmulPath::Auto) path = n >= kGemmMinTokens ? MatmulPath::Gemm : MatmulPath::Small;
+  if (path == MatmulPath::Gemm)
+    avx2::gemm(pool, W, X, n, Y);
+  else
+    avx2::matmul_small(pool, W, X, n, Y);
+}
+
+void matmul(ThreadPool& pool, const TensorView& W, const float* X, int64_t n, float* Y) {
+  matmul(pool, W, X, n, Y, MatmulPath::Auto);
+}
+
+void rmsnorm_row(const float* x, const float* r, const float* w, int64_t dim, float eps, float* y) {
+  if (use_avx2()) return avx2::rmsnorm_row(x, r, w, dim, eps, y);
+  ref::rmsnorm_row(x, r, w, dim, eps, y);
+}
+
+void silu_mul_row(const float* g, const float* u, int64_t n, float* y) {
+  if (use_avx2()) return avx2::silu_mul_row(g, u, n, y);
+  ref::silu_mul_row(g, u, n, y);
+}
+
+void bias_rope_row(float* x, const float* bias, const float* cos, const float* sin, int64_t n_heads,
+                   int64_t head_dim) {
+  if (use_avx2()) return avx2::bias_rope_row(x, bias, cos, sin, n_heads, head_dim);
+  ref::bias_rope_row(x, bias, cos, sin, n_heads, head_dim);
+}
+
+void attention_row(const float* q, const float* const* k, const float* const* v, int64_t off, int64_t n, int64_t d,
+                   float scale, float* scores, float* out) {
+  if (use_avx2()) return avx2::attention_row(q, k, v, off, n, d, scale, scores, out);
+  ref::attention_row(q, k, v, off, n, d, scale, scores, out);
+}
+
+namespace ref {
 
 void rmsnorm_row(const float* x, const float* r, const float* w, int64_t dim, float eps, float* y) {
   double ss = 0;
@@ -46,6 +177,24 @@ void rmsnorm_row(const float* x, const float* r, const float* w, int64_t dim, fl
   for (int64_t i = 0; i < dim; ++i) {
     float v = r ? x[i] + r[i] : x[i];
     y[i] = (v * inv) * w[i];
+  }
+}
+
+void silu_mul_row(const float* g, const float* u, int64_t n, float* y) {
+  for (int64_t i = 0; i < n; ++i) y[i] = g[i] / (1.0f + std::exp(-g[i])) * u[i];
+}
+
+void bias_rope_row(float* x, const float* bias, const float* c, const float* s, int64_t n_heads, int64_t head_dim) {
+  const int64_t E = n_heads * head_dim, half = head_dim / 2;
+  if (bias)
+    for (int64_t i = 0; i < E; ++i) x[i] += bias[i];
+  for (int64_t h = 0; h < n_heads; ++h) {
+    float* xh = x + h * head_dim;
+    for (int64_t j = 0; j < half; ++j) {
+      float a = xh[2 * j], bb = xh[2 * j + 1];
+      xh[2 * j] = a * c[j] - bb * s[j];
+      xh[2 * j + 1] = bb * c[j] + a * s[j];
+    }
   }
 }
 
@@ -69,8 +218,6 @@ void attention_row(const float* q, const float* const* k, const float* const* v,
   }
 }
 
-namespace ref {
-
 float dot(const float* a, const float* b, int64_t n) {
   double s = 0;
   for (int64_t i = 0; i < n; ++i) s += static_cast<double>(a[i]) * b[i];
@@ -84,6 +231,34 @@ void matmul(const TensorView& W, const float* X, int64_t n, float* Y) {
   for (int64_t r = 0; r < rows; ++r) {
     to_f32(W.dtype, W.data + static_cast<size_t>(r) * row_bytes, cols, w.data());
     for (int64_t t = 0; t < n; ++t) Y[t * rows + r] = dot(w.data(), X + t * cols, cols);
+  }
+}
+
+void matmul_q8act(const TensorView& W, const float* X, int64_t n, float* Y) {
+  const int64_t rows = W.rows(), cols = W.cols(), nb = cols / 32;
+  const size_t row_bytes = dtype_row_bytes(W.dtype, cols);
+  ActBuffers buf;
+  QuantizedActs qa = buf.get(n, cols);
+  quantize_acts_ref(X, n, cols, qa);
+  for (int64_t r = 0; r < rows; ++r) {
+    const std::byte* row = W.data + static_cast<size_t>(r) * row_bytes;
+    for (int64_t t = 0; t < n; ++t) {
+      double s = 0;
+      for (int64_t i = 0; i < nb; ++i) {
+        int32_t acc = 0;
+        const int8_t* xq = qa.q + t * cols + i * 32;
+        if (W.dtype == DType::Q8_0) {
+          const auto* b = reinterpret_cast<const quant::BlockQ8_0*>(row) + i;
+          for (int j = 0; j < 32; ++j) acc += b->q[j] * xq[j];
+          s += static_cast<double>(acc) * f16_to_f32(b->d) * qa.d[t * nb + i];
+        } else {
+          const auto* b = reinterpret_cast<const quant::BlockQ4_0*>(row) + i;
+          for (int j = 0; j < 16; ++j) acc += ((b->q[j] & 0x0f) - 8) * xq[j] + ((b->q[j] >> 4) - 8) * xq[16 + j];
+          s += static_cast<double>(acc) * f16_to_f32(b->d) * qa.d[t * nb + i];
+        }
+      }
+      Y[t * rows + r] = static_cast<float>(s);
+    }
   }
 }
 

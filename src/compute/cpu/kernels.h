@@ -1,6 +1,19 @@
-// CPU kernels. Each has a plain scalar reference (kernels_ref.cc, the
-// definition of correct) and, where it pays, a vectorized version chosen at
-// run time.
+// CPU kernels. Each has a plain scalar reference (namespace ref, the
+// definition of correct) and, where it pays, an AVX2+FMA+F16C version
+// (matmul_avx2.cc, elementwise_avx2.cc) chosen at run time.
+//
+// matmul paths (Y[n, rows] = X[n, cols] * W^T):
+//  - n < kGemmMinTokens ("decode"): each weight row is read from memory once
+//    per call and applied to all n tokens (register tiles of R rows x T tokens;
+//    the tokens beyond the first tile re-read the row from L1/L2). BF16/F16/F32
+//    are converted to f32 in registers; Q8_0/Q4_0 are multiplied against
+//    activations quantized on the fly to int8 blocks of 32 (scale = amax/127,
+//    round to nearest even), as llama.cpp does.
+//  - n >= kGemmMinTokens ("prefill"): a blocked GEMM: X is packed once per call
+//    (transposed, 16 tokens per panel), each thread converts a panel of 6 weight
+//    rows x 512 columns to f32 and runs a 6x16 register-blocked micro-kernel.
+//    Quantized weights are dequantized there (activations stay f32).
+// Work is split in row chunks handed out dynamically by the pool.
 #pragma once
 
 #include <cstdint>
@@ -10,24 +23,60 @@
 
 namespace huginn::cpu {
 
-// Which instruction set the dispatched kernels use ("avx2+fma" or "scalar").
+// Which instruction set the dispatched kernels use ("avx2+fma+f16c" or "scalar").
 const char* kernel_isa();
+// True when the AVX2 kernels are in use. `force_scalar` (tests, benchmarks)
+// switches them off process-wide; also HUGINN_FORCE_SCALAR=1 in the environment.
+bool use_avx2();
+void force_scalar(bool on);
+
+// Token count from which matmul uses the blocked GEMM.
+inline constexpr int64_t kGemmMinTokens = 12;
 
 // Y[n, W.rows] = X[n, W.cols] * W^T, multi-threaded.
 void matmul(ThreadPool& pool, const TensorView& W, const float* X, int64_t n, float* Y);
+// Same, choosing the path explicitly (tests and benchmarks).
+enum class MatmulPath { Auto, Small, Gemm };
+void matmul(ThreadPool& pool, const TensorView& W, const float* X, int64_t n, float* Y, MatmulPath path);
 
 // y = rmsnorm(x + r) * w (r may be null; y may alias x).
 void rmsnorm_row(const float* x, const float* r, const float* w, int64_t dim, float eps, float* y);
+// y[i] = silu(g[i]) * u[i] (y may alias g or u).
+void silu_mul_row(const float* g, const float* u, int64_t n, float* y);
+// In place on one row of n_heads*head_dim values: x += bias (may be null),
+// then interleaved RoPE with cos/sin rows of head_dim/2 values.
+void bias_rope_row(float* x, const float* bias, const float* cos, const float* sin, int64_t n_heads,
+                   int64_t head_dim);
 
 // One query row of one head against `n` key/value rows (offset `off` within
 // each row); scores is scratch of n floats.
 void attention_row(const float* q, const float* const* k, const float* const* v, int64_t off, int64_t n, int64_t d,
                    float scale, float* scores, float* out);
 
+// Activations quantized for the Q8_0/Q4_0 dot products: per block of 32,
+// d = amax/127, q = nearbyint(x/d), and the sum of the 32 q values.
+struct QuantizedActs {
+  int64_t n = 0, cols = 0;
+  int8_t* q = nullptr;    // [n][cols]
+  float* d = nullptr;     // [n][cols/32]
+  int32_t* sum = nullptr; // [n][cols/32]
+};
+void quantize_acts_ref(const float* X, int64_t n, int64_t cols, QuantizedActs& out);
+
 namespace ref {
 // Scalar references (tests compare the dispatched kernels against these).
+// matmul: weights converted to f32 exactly, sums in double.
 void matmul(const TensorView& W, const float* X, int64_t n, float* Y);
+// Q8_0/Q4_0 weights against int8-quantized activations (the scheme the fast
+// kernels use), exact integer block dots, sums in double.
+void matmul_q8act(const TensorView& W, const float* X, int64_t n, float* Y);
 float dot(const float* a, const float* b, int64_t n);
+void silu_mul_row(const float* g, const float* u, int64_t n, float* y);
+void bias_rope_row(float* x, const float* bias, const float* cos, const float* sin, int64_t n_heads,
+                   int64_t head_dim);
+void attention_row(const float* q, const float* const* k, const float* const* v, int64_t off, int64_t n, int64_t d,
+                   float scale, float* scores, float* out);
+void rmsnorm_row(const float* x, const float* r, const float* w, int64_t dim, float eps, float* y);
 }  // namespace ref
 
 }  // namespace huginn::cpu

@@ -1,44 +1,105 @@
 #include "compute/cpu/thread_pool.h"
 
 #include <algorithm>
+#include <chrono>
+#include <cstdlib>
+
+#if defined(__linux__)
+#include <linux/futex.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#endif
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define HUGINN_PAUSE() _mm_pause()
+#else
+#define HUGINN_PAUSE() ((void)0)
+#endif
 
 namespace huginn {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// Spins until pred() holds or `us` microseconds pass; returns pred().
+template <typename Pred>
+bool spin_until(Pred pred, int us) {
+  if (pred()) return true;
+  if (us <= 0) return false;
+  const auto deadline = Clock::now() + std::chrono::microseconds(us);
+  for (;;) {
+    for (int i = 0; i < 64; ++i) {
+      if (pred()) return true;
+      HUGINN_PAUSE();
+    }
+    if (Clock::now() >= deadline) return pred();
+  }
+}
+
+// Futex wait/wake on a 32-bit atomic (plain system calls: no waiter pool).
+void futex_wait(std::atomic<uint32_t>& a, uint32_t expected) {
+#if defined(__linux__)
+  syscall(SYS_futex, reinterpret_cast<uint32_t*>(&a), FUTEX_WAIT_PRIVATE, expected, nullptr, nullptr, 0);
+#else
+  while (a.load() == expected) std::this_thread::yield();
+#endif
+}
+
+void futex_wake_all(std::atomic<uint32_t>& a) {
+#if defined(__linux__)
+  syscall(SYS_futex, reinterpret_cast<uint32_t*>(&a), FUTEX_WAKE_PRIVATE, INT32_MAX, nullptr, nullptr, 0);
+#else
+  (void)a;
+#endif
+}
+
+}  // namespace
 
 ThreadPool::ThreadPool(int threads) {
+  if (const char* s = std::getenv("HUGINN_SPIN_US")) spin_us_ = std::max(0, std::atoi(s));
   for (int i = 1; i < std::max(1, threads); ++i) workers_.emplace_back([this, i] { worker_loop(i); });
 }
 
 ThreadPool::~ThreadPool() {
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    stop_ = true;
-  }
-  wake_.notify_all();
+  stop_.store(true, std::memory_order_release);
+  wake_.fetch_add(1, std::memory_order_release);
+  futex_wake_all(wake_);
   for (auto& t : workers_) t.join();
 }
 
-void ThreadPool::run_chunks(int thread_index) {
+void ThreadPool::run_chunks(uint64_t gen, int thread_index) {
+  const uint64_t g = gen & 0xffff;
+  uint64_t t = ticket_.load(std::memory_order_acquire);
   for (;;) {
-    int64_t b = next_.fetch_add(chunk_, std::memory_order_relaxed);
-    if (b >= n_) break;
+    if ((t >> (2 * kIdxBits)) != g) return;  // a later job: not ours
+    const uint64_t next = t & kIdxMask, count = (t >> kIdxBits) & kIdxMask;
+    if (next >= count) return;
+    if (!ticket_.compare_exchange_weak(t, t + 1, std::memory_order_acquire, std::memory_order_acquire)) continue;
+    // Chunk `next` of job g is ours; the job cannot finish (and its fields
+    // cannot change) before we report it done.
+    const int64_t b = static_cast<int64_t>(next) * chunk_;
     (*fn_)(b, std::min(n_, b + chunk_), thread_index);
+    const uint32_t d = done_.fetch_add(1, std::memory_order_seq_cst) + 1;
+    if (d == count && caller_sleeping_.load(std::memory_order_seq_cst)) futex_wake_all(done_);
+    t = ticket_.load(std::memory_order_acquire);
   }
 }
 
 void ThreadPool::worker_loop(int index) {
-  uint64_t seen = 0;
+  // wake_ was 0 when the pool was built; a thread that starts late must still
+  // see the jobs (and the stop) published before it ran.
+  uint32_t seen = 0;
   for (;;) {
-    {
-      std::unique_lock<std::mutex> lock(mu_);
-      wake_.wait(lock, [&] { return stop_ || generation_ != seen; });
-      if (stop_) return;
-      seen = generation_;
+    if (!spin_until([&] { return wake_.load(std::memory_order_acquire) != seen; }, spin_us_)) {
+      sleepers_.fetch_add(1, std::memory_order_seq_cst);
+      while (wake_.load(std::memory_order_seq_cst) == seen) futex_wait(wake_, seen);
+      sleepers_.fetch_sub(1, std::memory_order_seq_cst);
     }
-    run_chunks(index);
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      if (--active_ == 0) done_.notify_one();
-    }
+    seen = wake_.load(std::memory_order_acquire);
+    if (stop_.load(std::memory_order_acquire)) return;
+    const uint64_t t = ticket_.load(std::memory_order_acquire);
+    run_chunks(t >> (2 * kIdxBits), index);
   }
 }
 
@@ -49,19 +110,26 @@ void ThreadPool::parallel_for(int64_t n, int64_t chunk, const std::function<void
     fn(0, n, 0);
     return;
   }
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    fn_ = &fn;
-    n_ = n;
-    chunk_ = chunk;
-    next_.store(0, std::memory_order_relaxed);
-    active_ = static_cast<int>(workers_.size());
-    ++generation_;
+  // Keep the chunk count within the ticket's 24 bits.
+  while ((n + chunk - 1) / chunk > static_cast<int64_t>(kIdxMask)) chunk *= 2;
+  const uint64_t count = static_cast<uint64_t>((n + chunk - 1) / chunk);
+  fn_ = &fn;
+  n_ = n;
+  chunk_ = chunk;
+  done_.store(0, std::memory_order_relaxed);
+  gen_ = (gen_ + 1) & 0xffff;
+  ticket_.store(gen_ << (2 * kIdxBits) | count << kIdxBits, std::memory_order_release);
+  wake_.fetch_add(1, std::memory_order_seq_cst);
+  if (sleepers_.load(std::memory_order_seq_cst) > 0) futex_wake_all(wake_);
+  run_chunks(gen_, 0);
+  // Every chunk is claimed; wait for those other threads still run.
+  auto finished = [&] { return done_.load(std::memory_order_acquire) == count; };
+  if (!spin_until(finished, std::max(spin_us_, 200))) {
+    caller_sleeping_.store(true, std::memory_order_seq_cst);
+    for (uint32_t d = done_.load(std::memory_order_seq_cst); d != count; d = done_.load(std::memory_order_seq_cst))
+      futex_wait(done_, d);
+    caller_sleeping_.store(false, std::memory_order_relaxed);
   }
-  wake_.notify_all();
-  run_chunks(0);
-  std::unique_lock<std::mutex> lock(mu_);
-  done_.wait(lock, [&] { return active_ == 0; });
   fn_ = nullptr;
 }
 

@@ -1,13 +1,15 @@
 // A persistent pool of worker threads. parallel_for hands out chunks of work
-// dynamically (an atomic counter), so a thread that the OS deschedules delays
-// only its current chunk, not a fixed share of the work.
+// dynamically (an atomic ticket), so a thread that the OS deschedules delays
+// only the chunk it holds, not a fixed share of the work. Completion is counted
+// in finished chunks, not in arriving workers: a worker that wakes late (or not
+// at all before the caller has done every chunk itself) never delays the call.
+// Idle workers spin briefly (cheap wake-up between the many short parallel
+// regions of a decode step) and then sleep on a futex.
 #pragma once
 
 #include <atomic>
-#include <condition_variable>
 #include <cstdint>
 #include <functional>
-#include <mutex>
 #include <thread>
 #include <vector>
 
@@ -24,22 +26,36 @@ class ThreadPool {
 
   // Calls fn(begin, end, thread_index) over [0, n) in chunks of `chunk`
   // items; the calling thread takes part. Returns when all chunks are done.
+  // Not reentrant: fn must not call parallel_for on the same pool.
   void parallel_for(int64_t n, int64_t chunk, const std::function<void(int64_t, int64_t, int)>& fn);
+
+  // How long an idle worker spins before sleeping (microseconds; default 100,
+  // or the environment variable HUGINN_SPIN_US).
+  void set_spin_us(int us) { spin_us_ = us; }
 
  private:
   void worker_loop(int index);
-  void run_chunks(int thread_index);
+  // Claims and runs chunks of job `gen`; returns when none are left.
+  void run_chunks(uint64_t gen, int thread_index);
+
+  // ticket_: generation (16 bits) | chunk count (24 bits) | next chunk (24 bits).
+  static constexpr int kIdxBits = 24;
+  static constexpr uint64_t kIdxMask = (uint64_t{1} << kIdxBits) - 1;
 
   std::vector<std::thread> workers_;
-  std::mutex mu_;
-  std::condition_variable wake_, done_;
-  uint64_t generation_ = 0;
-  bool stop_ = false;
-  int active_ = 0;
+  std::atomic<uint64_t> ticket_{0};
+  std::atomic<uint32_t> wake_{0};     // bumped for each job and at stop (futex word)
+  std::atomic<uint32_t> done_{0};     // chunks finished in the current job (futex word)
+  std::atomic<int> sleepers_{0};      // workers blocked in wake_.wait
+  std::atomic<bool> caller_sleeping_{false};
+  std::atomic<bool> stop_{false};
+  uint64_t gen_ = 0;
+  int spin_us_ = 100;
 
+  // Job description: written before the ticket is published, read by a
+  // worker only after it claimed a chunk (so never while being rewritten).
   const std::function<void(int64_t, int64_t, int)>* fn_ = nullptr;
   int64_t n_ = 0, chunk_ = 1;
-  std::atomic<int64_t> next_{0};
 };
 
 }  // namespace huginn

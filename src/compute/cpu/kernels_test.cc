@@ -1,0 +1,251 @@
+// Dispatched kernels against the scalar references on odd shapes.
+#include "compute/cpu/kernels.h"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <cstring>
+#include <random>
+#include <vector>
+
+#include "compute/cpu/thread_pool.h"
+#include "compute/quant.h"
+
+namespace huginn::cpu {
+namespace {
+
+struct Weight {
+  std::vector<std::byte> bytes;
+  TensorView view;
+};
+
+Weight make_weight(DType t, int64_t rows, int64_t cols, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> nd(0.0f, 1.0f);
+  std::vector<float> f(static_cast<size_t>(rows * cols));
+  for (auto& v : f) v = nd(rng);
+  Weight w;
+  const size_t rb = dtype_row_bytes(t, cols);
+  w.bytes.resize(rb * static_cast<size_t>(rows));
+  for (int64_t r = 0; r < rows; ++r) {
+    std::byte* dst = w.bytes.data() + static_cast<size_t>(r) * rb;
+    const float* src = f.data() + r * cols;
+    switch (t) {
+      case DType::F32: std::memcpy(dst, src, rb); break;
+      case DType::BF16:
+        for (int64_t c = 0; c < cols; ++c) {
+          uint16_t h = f32_to_bf16(src[c]);
+          std::memcpy(dst + 2 * c, &h, 2);
+        }
+        break;
+      case DType::F16:
+        for (int64_t c = 0; c < cols; ++c) {
+          uint16_t h = f32_to_f16(src[c]);
+          std::memcpy(dst + 2 * c, &h, 2);
+        }
+        break;
+      default: quant::quantize_row(t, src, cols, dst); break;
+    }
+  }
+  w.view.name = "w";
+  w.view.dtype = t;
+  w.view.shape = {rows, cols};
+  w.view.data = w.bytes.data();
+  w.view.nbytes = w.bytes.size();
+  return w;
+}
+
+std::vector<float> random_vec(size_t n, uint32_t seed, float scale = 1.0f) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> nd(0.0f, scale);
+  std::vector<float> v(n);
+  for (auto& x : v) x = nd(rng);
+  return v;
+}
+
+// |a - b| <= tol * (sum over the dot of |w| |x|) per element, computed from the reference.
+void expect_close(const std::vector<float>& got, const std::vector<float>& want, const std::vector<float>& scale,
+                  double rel, const std::string& what) {
+  ASSERT_EQ(got.size(), want.size());
+  for (size_t i = 0; i < got.size(); ++i) {
+    ASSERT_LE(std::fabs(static_cast<double>(got[i]) - want[i]), rel * scale[i] + 1e-30)
+        << what << " at " << i << ": got " << got[i] << " want " << want[i];
+  }
+}
+
+// sum_k |w_rk| |x_tk| for each output, the natural scale of rounding errors.
+std::vector<float> abs_scale(const TensorView& W, const std::vector<float>& X, int64_t n) {
+  std::vector<float> ax(X.size());
+  for (size_t i = 0; i < X.size(); ++i) ax[i] = std::fabs(X[i]);
+  const int64_t rows = W.rows(), cols = W.cols();
+  std::vector<float> w(static_cast<size_t>(cols)), out(static_cast<size_t>(n * rows));
+  const size_t rb = dtype_row_bytes(W.dtype, cols);
+  for (int64_t r = 0; r < rows; ++r) {
+    to_f32(W.dtype, W.data + static_cast<size_t>(r) * rb, cols, w.data());
+    for (auto& v : w) v = std::fabs(v);
+    for (int64_t t = 0; t < n; ++t) out[static_cast<size_t>(t * rows + r)] = ref::dot(w.data(), ax.data() + t * cols, cols);
+  }
+  return out;
+}
+
+struct Case {
+  DType t;
+  int64_t rows, cols;
+};
+
+class MatmulTest : public testing::TestWithParam<DType> {};
+
+TEST_P(MatmulTest, MatchesReferenceOnOddShapes) {
+  const DType t = GetParam();
+  const bool q = t == DType::Q8_0 || t == DType::Q4_0;
+  ThreadPool pool(3);
+  std::vector<Case> cases = {{t, 1, 64}, {t, 7, 96}, {t, 13, 160}, {t, 37, 352}, {t, 130, 544}};
+  if (!q) cases.push_back({t, 19, 120}), cases.push_back({t, 11, 17}), cases.push_back({t, 5, 3});
+  for (const Case& c : cases) {
+    Weight w = make_weight(c.t, c.rows, c.cols, static_cast<uint32_t>(c.rows * 31 + c.cols));
+    for (int64_t n : {1, 2, 3, 4, 5, 6, 7, 8, 9, 11, 12, 17, 33, 64}) {
+      auto X = random_vec(static_cast<size_t>(n * c.cols), static_cast<uint32_t>(n + 7));
+      std::vector<float> want(static_cast<size_t>(n * c.rows)), exact(want.size());
+      ref::matmul(w.view, X.data(), n, exact.data());
+      const auto scale = abs_scale(w.view, X, n);
+      const std::string what = std::string(dtype_name(t)) + " " + std::to_string(c.rows) + "x" +
+                               std::to_string(c.cols) + " n=" + std::to_string(n);
+      for (MatmulPath path : {MatmulPath::Small, MatmulPath::Gemm, MatmulPath::Auto}) {
+        std::vector<float> got(want.size(), NAN);
+        matmul(pool, w.view, X.data(), n, got.data(), path);
+        const bool int8_acts = q && use_avx2() && (path == MatmulPath::Small || (path == MatmulPath::Auto && n < kGemmMinTokens));
+        const bool scalar_int8 = q && !use_avx2();
+        if (int8_acts || scalar_int8) {
+          // Same integer scheme as the reference: only float summation order differs.
+          ref::matmul_q8act(w.view, X.data(), n, want.data());
+          expect_close(got, want, scale, 2e-6, what + " (int8 activations)");
+          // And the drift from activation quantization stays small.
+          expect_close(got, exact, scale, 1.5e-2, what + " (drift)");
+        } else {
+          expect_close(got, exact, scale, 2e-6, what);
+        }
+      }
+    }
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(AllTypes, MatmulTest,
+                         testing::Values(DType::F32, DType::F16, DType::BF16, DType::Q8_0, DType::Q4_0),
+                         [](const testing::TestParamInfo<DType>& p) { return std::string(dtype_name(p.param)); });
+
+TEST(MatmulTest, ScalarFallbackMatches) {
+  ThreadPool pool(2);
+  for (DType t : {DType::BF16, DType::Q4_0}) {
+    Weight w = make_weight(t, 21, 96, 5);
+    auto X = random_vec(3 * 96, 9);
+    std::vector<float> a(3 * 21), b(3 * 21);
+    matmul(pool, w.view, X.data(), 3, a.data());
+    force_scalar(true);
+    matmul(pool, w.view, X.data(), 3, b.data());
+    force_scalar(false);
+    const auto scale = abs_scale(w.view, X, 3);
+    expect_close(a, b, scale, 2e-6, "scalar vs dispatched");
+  }
+}
+
+TEST(QuantizeActs, DispatchedMatchesReference) {
+  // The AVX2 path quantizes inside matmul; compare through a Q8_0 identity-like product.
+  auto X = random_vec(5 * 64, 3);
+  X[7] = 0;
+  for (int j = 32; j < 64; ++j) X[j] = 0;  // an all-zero block
+  std::vector<int8_t> q(5 * 64);
+  std::vector<float> d(10);
+  std::vector<int32_t> s(10);
+  QuantizedActs qa{5, 64, q.data(), d.data(), s.data()};
+  quantize_acts_ref(X.data(), 5, 64, qa);
+  EXPECT_EQ(d[1], 0.0f);
+  for (int i = 0; i < 5 * 64; ++i) EXPECT_LE(std::fabs(q[i] * d[i / 32] - X[i]), d[i / 32] * 0.5f + 1e-7f);
+}
+
+TEST(Elementwise, RmsnormMatchesReference) {
+  for (int64_t dim : {1, 7, 8, 120, 5280, 5283}) {
+    auto x = random_vec(dim, 1), r = random_vec(dim, 2), w = random_vec(dim, 3);
+    std::vector<float> a(dim), b(dim);
+    for (const float* rr : {static_cast<const float*>(nullptr), static_cast<const float*>(r.data())}) {
+      rmsnorm_row(x.data(), rr, w.data(), dim, 1e-6f, a.data());
+      ref::rmsnorm_row(x.data(), rr, w.data(), dim, 1e-6f, b.data());
+      for (int64_t i = 0; i < dim; ++i) ASSERT_NEAR(a[i], b[i], 1e-6f * (std::fabs(b[i]) + 1e-3f)) << dim << " " << i;
+    }
+  }
+}
+
+TEST(Elementwise, SiluMulMatchesReference) {
+  for (int64_t n : {1, 9, 328, 17920}) {
+    auto g = random_vec(n, 4, 6.0f), u = random_vec(n, 5);
+    if (n > 8) g[3] = -100.0f, g[4] = 100.0f, g[5] = -87.0f, g[6] = 0.0f;
+    std::vector<float> a(n), b(n);
+    silu_mul_row(g.data(), u.data(), n, a.data());
+    ref::silu_mul_row(g.data(), u.data(), n, b.data());
+    for (int64_t i = 0; i < n; ++i) ASSERT_NEAR(a[i], b[i], 4e-7f * std::fabs(b[i]) + 1e-30f) << n << " " << i;
+  }
+}
+
+TEST(Elementwise, BiasRopeMatchesReference) {
+  for (int64_t hd : {96, 24, 6, 10}) {
+    const int64_t heads = 5, E = heads * hd;
+    auto x = random_vec(E, 6), bias = random_vec(E, 7), c = random_vec(hd / 2, 8), s = random_vec(hd / 2, 9);
+    auto a = x, b = x;
+    bias_rope_row(a.data(), bias.data(), c.data(), s.data(), heads, hd);
+    ref::bias_rope_row(b.data(), bias.data(), c.data(), s.data(), heads, hd);
+    for (int64_t i = 0; i < E; ++i) ASSERT_NEAR(a[i], b[i], 1e-5f * (std::fabs(b[i]) + 1.0f)) << hd << " " << i;
+  }
+}
+
+TEST(Elementwise, AttentionRowMatchesReference) {
+  for (int64_t d : {96, 8, 40, 13}) {
+    for (int64_t n : {1, 2, 7, 8, 9, 64, 300}) {
+      const int64_t H = 3, off = d;  // head 1 of 3
+      auto q = random_vec(d, 10), kv = random_vec(static_cast<size_t>(2 * n * H * d), static_cast<uint32_t>(n));
+      std::vector<const float*> k(n), v(n);
+      for (int64_t j = 0; j < n; ++j) k[j] = kv.data() + j * H * d, v[j] = kv.data() + (n + j) * H * d;
+      std::vector<float> s1(n), s2(n), a(d), b(d);
+      const float scale = 1.0f / std::sqrt(static_cast<float>(d));
+      attention_row(q.data(), k.data(), v.data(), off, n, d, scale, s1.data(), a.data());
+      ref::attention_row(q.data(), k.data(), v.data(), off, n, d, scale, s2.data(), b.data());
+      for (int64_t i = 0; i < d; ++i) ASSERT_NEAR(a[i], b[i], 2e-6f) << d << " " << n << " " << i;
+    }
+  }
+}
+
+TEST(ThreadPool, CoversEveryItemOnceAndSurvivesManyCalls) {
+  for (int threads : {1, 2, 4}) {
+    ThreadPool pool(threads);
+    std::vector<std::atomic<int>> hits(1000);
+    for (int rep = 0; rep < 3000; ++rep) {
+      const int64_t n = 1 + rep % 997, chunk = 1 + rep % 13;
+      pool.parallel_for(n, chunk, [&](int64_t b, int64_t e, int tid) {
+        ASSERT_GE(tid, 0);
+        ASSERT_LT(tid, threads);
+        for (int64_t i = b; i < e; ++i) hits[static_cast<size_t>(i)].fetch_add(1, std::memory_order_relaxed);
+      });
+      for (int64_t i = 0; i < n; ++i) ASSERT_EQ(hits[static_cast<size_t>(i)].exchange(0), 1) << rep << " " << i;
+      if (rep % 500 == 0) pool.set_spin_us(rep % 1000 == 0 ? 0 : 100);  // also exercise the sleeping path
+    }
+  }
+}
+
+}  // namespace
+}  // namespace huginn::cpu
+
+namespace huginn {
+namespace {
+// A pool destroyed right after it is built (workers not yet started) must not hang.
+TEST(ThreadPool, ImmediateDestroyAndLateStartingWorkers) {
+  for (int i = 0; i < 300; ++i) {
+    ThreadPool pool(2 + i % 3);
+    if (i % 2) {
+      std::atomic<int> sum{0};
+      pool.parallel_for(100, 7, [&](int64_t b, int64_t e, int) { sum += static_cast<int>(e - b); });
+      ASSERT_EQ(sum.load(), 100);
+    }
+  }
+}
+}  // namespace
+}  // namespace huginn

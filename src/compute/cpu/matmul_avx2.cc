@@ -1,0 +1,577 @@
+// AVX2+FMA+F16C matrix products. See kernels.h for the design.
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cstring>
+#include <vector>
+
+#include "compute/cpu/kernels_avx2.h"
+#include "compute/quant.h"
+
+namespace huginn::cpu::avx2 {
+namespace {
+
+inline float hsum(__m256 v) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
+
+inline float f16(const std::byte* p) {
+  uint16_t h;
+  std::memcpy(&h, p, 2);
+  return _cvtsh_ss(h);
+}
+
+// Scratch that grows and is reused (one per thread).
+template <typename T>
+T* scratch(std::vector<T>& v, size_t n) {
+  if (v.size() < n) v.resize(n);
+  return v.data();
+}
+
+// ---------------------------------------------------------------------------
+// Float weights, small n. A step covers 16 columns: two f32 vectors a (the
+// "A" columns) and b (the "B" columns). For F32/F16 A = cols 0..7 and B =
+// 8..15; for BF16 A = the even and B = the odd columns of the group (one
+// 256-bit load, a shift and a mask), so X is permuted to match once per call.
+
+template <DType DT>
+inline void load16(const std::byte* row, int64_t c, __m256& a, __m256& b) {
+  if constexpr (DT == DType::F32) {
+    const float* p = reinterpret_cast<const float*>(row) + c;
+    a = _mm256_loadu_ps(p);
+    b = _mm256_loadu_ps(p + 8);
+  } else if constexpr (DT == DType::F16) {
+    const std::byte* p = row + 2 * c;
+    a = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+    b = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 16)));
+  } else {
+    const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(row + 2 * c));
+    a = _mm256_castsi256_ps(_mm256_slli_epi32(v, 16));
+    b = _mm256_castsi256_ps(_mm256_and_si256(v, _mm256_set1_epi32(static_cast<int>(0xffff0000u))));
+  }
+}
+
+template <DType DT>
+inline float scalar_w(const std::byte* row, int64_t c) {
+  uint16_t h;
+  if constexpr (DT == DType::F32) {
+    float f;
+    std::memcpy(&f, row + 4 * c, 4);
+    return f;
+  } else if constexpr (DT == DType::F16) {
+    std::memcpy(&h, row + 2 * c, 2);
+    return _cvtsh_ss(h);
+  } else {
+    std::memcpy(&h, row + 2 * c, 2);
+    return bf16_to_f32(h);
+  }
+}
+
+struct FloatArgs {
+  const std::byte* W;
+  size_t row_bytes;
+  int64_t rows, cols, cols16;
+  const float* xp;  // prepared X (BF16: permuted groups of 16), stride cols
+  const float* x;   // original X, stride cols (tail columns)
+  float* Y;
+};
+
+// R rows starting at r0, tokens [t0, t0 + T).
+template <DType DT, int R, int T>
+inline void float_tile(const FloatArgs& A, int64_t r0, int64_t t0) {
+  const std::byte* w[R];
+  for (int r = 0; r < R; ++r) w[r] = A.W + static_cast<size_t>(r0 + r) * A.row_bytes;
+  const float* xp = A.xp + t0 * A.cols;
+  float out[R][T];
+  if constexpr (T == 1) {
+    __m256 acc_a[R], acc_b[R];
+    for (int r = 0; r < R; ++r) acc_a[r] = acc_b[r] = _mm256_setzero_ps();
+    for (int64_t c = 0; c < A.cols16; c += 16) {
+      const __m256 xa = _mm256_loadu_ps(xp + c), xb = _mm256_loadu_ps(xp + c + 8);
+      for (int r = 0; r < R; ++r) {
+        __m256 a, b;
+        load16<DT>(w[r], c, a, b);
+        acc_a[r] = _mm256_fmadd_ps(a, xa, acc_a[r]);
+        acc_b[r] = _mm256_fmadd_ps(b, xb, acc_b[r]);
+      }
+    }
+    for (int r = 0; r < R; ++r) out[r][0] = hsum(_mm256_add_ps(acc_a[r], acc_b[r]));
+  } else {
+    __m256 acc[R][T];
+    for (int r = 0; r < R; ++r)
+      for (int t = 0; t < T; ++t) acc[r][t] = _mm256_setzero_ps();
+    for (int64_t c = 0; c < A.cols16; c += 16) {
+      for (int r = 0; r < R; ++r) {
+        __m256 a, b;
+        load16<DT>(w[r], c, a, b);
+        for (int t = 0; t < T; ++t) {
+          const float* xt = xp + t * A.cols + c;
+          acc[r][t] = _mm256_fmadd_ps(a, _mm256_loadu_ps(xt), acc[r][t]);
+          acc[r][t] = _mm256_fmadd_ps(b, _mm256_loadu_ps(xt + 8), acc[r][t]);
+        }
+      }
+    }
+    for (int r = 0; r < R; ++r)
+      for (int t = 0; t < T; ++t) out[r][t] = hsum(acc[r][t]);
+  }
+  for (int64_t c = A.cols16; c < A.cols; ++c)
+    for (int r = 0; r < R; ++r) {
+      const float wv = scalar_w<DT>(w[r], c);
+      for (int t = 0; t < T; ++t) out[r][t] += wv * A.x[(t0 + t) * A.cols + c];
+    }
+  for (int r = 0; r < R; ++r)
+    for (int t = 0; t < T; ++t) A.Y[(t0 + t) * A.rows + r0 + r] = out[r][t];
+}
+
+// Rows [r0, r0 + R) against all n tokens.
+template <DType DT, int R>
+inline void float_rows(const FloatArgs& A, int64_t r0, int64_t n) {
+  int64_t t = 0;
+  if (n == 1) return float_tile<DT, R, 1>(A, r0, 0);
+  if (n == 2) return float_tile<DT, R, 2>(A, r0, 0);
+  for (; t + 4 <= n; t += 4) {
+    float_tile<DT, (R > 2 ? 2 : R), 4>(A, r0, t);
+    if constexpr (R > 2) float_tile<DT, 2, 4>(A, r0 + 2, t);
+  }
+  switch (n - t) {
+    case 3: float_tile<DT, R, 3>(A, r0, t); break;
+    case 2: float_tile<DT, R, 2>(A, r0, t); break;
+    case 1: float_tile<DT, R, 1>(A, r0, t); break;
+    default: break;
+  }
+}
+
+template <DType DT>
+void float_chunk(const FloatArgs& A, int64_t b, int64_t e, int64_t n) {
+  int64_t r = b;
+  for (; r + 4 <= e; r += 4) float_rows<DT, 4>(A, r, n);
+  for (; r < e; ++r) float_rows<DT, 1>(A, r, n);
+}
+
+// ---------------------------------------------------------------------------
+// Quantized weights, small n, int8 activations.
+
+struct QuantArgs {
+  const std::byte* W;
+  size_t row_bytes;
+  int64_t rows, nb;
+  const QuantizedActs* xa;
+  float* Y;
+};
+
+template <int R, int T>
+inline void q8_tile(const QuantArgs& A, int64_t r0, int64_t t0) {
+  using quant::BlockQ8_0;
+  const BlockQ8_0* w[R];
+  for (int r = 0; r < R; ++r) w[r] = reinterpret_cast<const BlockQ8_0*>(A.W + static_cast<size_t>(r0 + r) * A.row_bytes);
+  const int64_t cols = A.nb * 32;
+  const int8_t* xq = A.xa->q + t0 * cols;
+  const float* xd = A.xa->d + t0 * A.nb;
+  const __m256i ones = _mm256_set1_epi16(1);
+  __m256 acc[R][T];
+  for (int r = 0; r < R; ++r)
+    for (int t = 0; t < T; ++t) acc[r][t] = _mm256_setzero_ps();
+  for (int64_t bi = 0; bi < A.nb; ++bi) {
+    for (int r = 0; r < R; ++r) {
+      const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w[r][bi].q));
+      const __m256i aq = _mm256_sign_epi8(q, q);
+      const float dw = _cvtsh_ss(w[r][bi].d);
+      for (int t = 0; t < T; ++t) {
+        const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq + t * cols + bi * 32));
+        const __m256i p = _mm256_maddubs_epi16(aq, _mm256_sign_epi8(x, q));
+        const __m256 s = _mm256_cvtepi32_ps(_mm256_madd_epi16(p, ones));
+        acc[r][t] = _mm256_fmadd_ps(s, _mm256_set1_ps(dw * xd[t * A.nb + bi]), acc[r][t]);
+      }
+    }
+  }
+  for (int r = 0; r < R; ++r)
+    for (int t = 0; t < T; ++t) A.Y[(t0 + t) * A.rows + r0 + r] = hsum(acc[r][t]);
+}
+
+template <int R, int T>
+inline void q4_tile(const QuantArgs& A, int64_t r0, int64_t t0) {
+  using quant::BlockQ4_0;
+  const BlockQ4_0* w[R];
+  for (int r = 0; r < R; ++r) w[r] = reinterpret_cast<const BlockQ4_0*>(A.W + static_cast<size_t>(r0 + r) * A.row_bytes);
+  const int64_t cols = A.nb * 32;
+  const int8_t* xq = A.xa->q + t0 * cols;
+  const float* xd = A.xa->d + t0 * A.nb;
+  const int32_t* xs = A.xa->sum + t0 * A.nb;
+  const __m256i ones = _mm256_set1_epi16(1), m4 = _mm256_set1_epi8(0x0f);
+  __m256 acc[R][T];
+  for (int r = 0; r < R; ++r)
+    for (int t = 0; t < T; ++t) acc[r][t] = _mm256_setzero_ps();
+  for (int64_t bi = 0; bi < A.nb; ++bi) {
+    for (int r = 0; r < R; ++r) {
+      const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(w[r][bi].q));
+      const __m256i q = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(v, 4), v), m4);
+      const float dw = _cvtsh_ss(w[r][bi].d);
+      for (int t = 0; t < T; ++t) {
+        const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq + t * cols + bi * 32));
+        // sum (q - 8) x = sum q x - 8 sum x; each of the 8 lanes takes one sum x.
+        const __m256i s = _mm256_sub_epi32(_mm256_madd_epi16(_mm256_maddubs_epi16(q, x), ones),
+                                           _mm256_set1_epi32(xs[t * A.nb + bi]));
+        acc[r][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_set1_ps(dw * xd[t * A.nb + bi]), acc[r][t]);
+      }
+    }
+  }
+  for (int r = 0; r < R; ++r)
+    for (int t = 0; t < T; ++t) A.Y[(t0 + t) * A.rows + r0 + r] = hsum(acc[r][t]);
+}
+
+// n = 1, 4 rows: named accumulators (arrays made GCC spill them), one
+// activation block load shared by the 4 rows.
+template <bool Q4>
+inline void qrows4_n1(const QuantArgs& A, int64_t r0) {
+  const std::byte* base = A.W + static_cast<size_t>(r0) * A.row_bytes;
+  const size_t rb = A.row_bytes;
+  constexpr size_t bs = Q4 ? sizeof(quant::BlockQ4_0) : sizeof(quant::BlockQ8_0);
+  const int8_t* xq = A.xa->q;
+  const float* xd = A.xa->d;
+  const int32_t* xs = A.xa->sum;
+  const __m256i ones = _mm256_set1_epi16(1), m4 = _mm256_set1_epi8(0x0f);
+  __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+  auto block = [&](const std::byte* blk, __m256i x, __m256i sx, float dx, __m256& acc) {
+    uint16_t h;
+    std::memcpy(&h, blk, 2);
+    __m256i s;
+    if constexpr (Q4) {
+      const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + 2));
+      const __m256i q = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(v, 4), v), m4);
+      s = _mm256_sub_epi32(_mm256_madd_epi16(_mm256_maddubs_epi16(q, x), ones), sx);
+    } else {
+      const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 2));
+      s = _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(q, q), _mm256_sign_epi8(x, q)), ones);
+    }
+    acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_set1_ps(_cvtsh_ss(h) * dx), acc);
+  };
+  for (int64_t bi = 0; bi < A.nb; ++bi) {
+    const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq + bi * 32));
+    const __m256i sx = Q4 ? _mm256_set1_epi32(xs[bi]) : _mm256_setzero_si256();
+    const float dx = xd[bi];
+    const std::byte* p = base + bi * bs;
+    block(p, x, sx, dx, a0);
+    block(p + rb, x, sx, dx, a1);
+    block(p + 2 * rb, x, sx, dx, a2);
+    block(p + 3 * rb, x, sx, dx, a3);
+  }
+  A.Y[r0] = hsum(a0), A.Y[r0 + 1] = hsum(a1), A.Y[r0 + 2] = hsum(a2), A.Y[r0 + 3] = hsum(a3);
+}
+
+template <bool Q4, int R, int T>
+inline void qtile(const QuantArgs& A, int64_t r0, int64_t t0) {
+  if constexpr (Q4)
+    q4_tile<R, T>(A, r0, t0);
+  else
+    q8_tile<R, T>(A, r0, t0);
+}
+
+template <bool Q4, int R>
+inline void quant_rows(const QuantArgs& A, int64_t r0, int64_t n) {
+  if constexpr (R == 4) {
+    if (n == 1) return qrows4_n1<Q4>(A, r0);
+  }
+  int64_t t = 0;
+  for (; t + 4 <= n; t += 4) {
+    qtile<Q4, (R > 2 ? 2 : R), 4>(A, r0, t);
+    if constexpr (R > 2) qtile<Q4, 2, 4>(A, r0 + 2, t);
+  }
+  switch (n - t) {
+    case 3: qtile<Q4, R, 3>(A, r0, t); break;
+    case 2: qtile<Q4, R, 2>(A, r0, t); break;
+    case 1: qtile<Q4, R, 1>(A, r0, t); break;
+    default: break;
+  }
+}
+
+template <bool Q4>
+void quant_chunk(const QuantArgs& A, int64_t b, int64_t e, int64_t n) {
+  int64_t r = b;
+  for (; r + 4 <= e; r += 4) quant_rows<Q4, 4>(A, r, n);
+  for (; r < e; ++r) quant_rows<Q4, 1>(A, r, n);
+}
+
+// Rows per dynamically handed-out chunk: enough work to amortize the claim
+// (tens of microseconds at most), small enough that a descheduled thread
+// holds back little.
+int64_t row_chunk(int64_t rows, size_t row_bytes, int64_t n, int threads) {
+  int64_t c = std::max<int64_t>(4, static_cast<int64_t>((64 * 1024) / std::max<size_t>(1, row_bytes)) /
+                                       std::max<int64_t>(1, n / 4 + 1));
+  c = (c + 3) / 4 * 4;
+  // At least ~8 chunks per thread so the split balances.
+  const int64_t cap = std::max<int64_t>(4, (rows / (8 * threads) + 3) / 4 * 4);
+  return std::min(c, cap);
+}
+
+thread_local std::vector<float> g_xp;
+thread_local std::vector<int8_t> g_xq;
+thread_local std::vector<float> g_xd;
+thread_local std::vector<int32_t> g_xs;
+
+}  // namespace
+
+void quantize_acts(const float* X, int64_t n, int64_t cols, QuantizedActs& out) {
+  const int64_t nb = cols / 32;
+  for (int64_t t = 0; t < n; ++t) {
+    for (int64_t b = 0; b < nb; ++b) {
+      const float* x = X + t * cols + b * 32;
+      __m256 v[4];
+      __m256 m = _mm256_setzero_ps();
+      const __m256 absmask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+      for (int i = 0; i < 4; ++i) {
+        v[i] = _mm256_loadu_ps(x + 8 * i);
+        m = _mm256_max_ps(m, _mm256_and_ps(v[i], absmask));
+      }
+      __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+      m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+      m4 = _mm_max_ss(m4, _mm_movehdup_ps(m4));
+      const float amax = _mm_cvtss_f32(m4);
+      const float d = amax / 127.0f;
+      const float id = d != 0 ? 1.0f / d : 0.0f;
+      const __m256 vid = _mm256_set1_ps(id);
+      __m256i qi[4];
+      for (int i = 0; i < 4; ++i)
+        qi[i] = _mm256_cvtps_epi32(_mm256_round_ps(_mm256_mul_ps(v[i], vid), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+      // Sum of the 32 values.
+      __m256i s = _mm256_add_epi32(_mm256_add_epi32(qi[0], qi[1]), _mm256_add_epi32(qi[2], qi[3]));
+      __m128i s4 = _mm_add_epi32(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
+      s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0x4e));
+      s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0xb1));
+      // Pack to int8 in order: packs interleave 128-bit lanes, fix with a permute.
+      const __m256i p16a = _mm256_packs_epi32(qi[0], qi[1]);
+      const __m256i p16b = _mm256_packs_epi32(qi[2], qi[3]);
+      __m256i p8 = _mm256_packs_epi16(p16a, p16b);
+      p8 = _mm256_permutevar8x32_epi32(p8, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(out.q + t * cols + b * 32), p8);
+      out.d[t * nb + b] = d;
+      out.sum[t * nb + b] = _mm_cvtsi128_si32(s4);
+    }
+  }
+}
+
+void matmul_small(ThreadPool& pool, const TensorView& W, const float* X, int64_t n, float* Y) {
+  const int64_t rows = W.rows(), cols = W.cols();
+  const size_t row_bytes = dtype_row_bytes(W.dtype, cols);
+  const int64_t chunk = row_chunk(rows, row_bytes, n, pool.size());
+  if (W.dtype == DType::Q8_0 || W.dtype == DType::Q4_0) {
+    const int64_t nb = cols / 32;
+    QuantizedActs qa{n, cols, scratch(g_xq, static_cast<size_t>(n * cols) + 32), scratch(g_xd, static_cast<size_t>(n * nb)),
+                     scratch(g_xs, static_cast<size_t>(n * nb))};
+    quantize_acts(X, n, cols, qa);
+    const QuantArgs A{W.data, row_bytes, rows, nb, &qa, Y};
+    const bool q4 = W.dtype == DType::Q4_0;
+    pool.parallel_for(rows, chunk, [&](int64_t b, int64_t e, int) {
+      if (q4)
+        quant_chunk<true>(A, b, e, n);
+      else
+        quant_chunk<false>(A, b, e, n);
+    });
+    return;
+  }
+  const int64_t cols16 = cols / 16 * 16;
+  const float* xp = X;
+  if (W.dtype == DType::BF16) {
+    float* p = scratch(g_xp, static_cast<size_t>(n * cols));
+    for (int64_t t = 0; t < n; ++t) {
+      const float* x = X + t * cols;
+      float* o = p + t * cols;
+      for (int64_t c = 0; c < cols16; c += 16)
+        for (int j = 0; j < 8; ++j) o[c + j] = x[c + 2 * j], o[c + 8 + j] = x[c + 2 * j + 1];
+    }
+    xp = p;
+  }
+  const FloatArgs A{W.data, row_bytes, rows, cols, cols16, xp, X, Y};
+  const DType dt = W.dtype;
+  pool.parallel_for(rows, chunk, [&](int64_t b, int64_t e, int) {
+    switch (dt) {
+      case DType::F32: float_chunk<DType::F32>(A, b, e, n); break;
+      case DType::F16: float_chunk<DType::F16>(A, b, e, n); break;
+      default: float_chunk<DType::BF16>(A, b, e, n); break;
+    }
+  });
+}
+
+// ---------------------------------------------------------------------------
+// Blocked GEMM. X is packed as Xt[panel][k][16] (16 tokens per panel, zero
+// padded). Work item: 6*kPanelsPerItem weight rows. For each K block of kKc
+// columns the item converts its rows to f32 (Wf[row][k], contiguous), then for
+// every token panel and row panel runs the 6x16 micro-kernel, accumulating in
+// a small C buffer that is written to Y at the end.
+
+constexpr int kMr = 6;             // weight rows per micro-tile (broadcast)
+constexpr int kNr = 16;            // tokens per micro-tile (two vectors)
+constexpr int64_t kKc = 512;       // K block (multiple of 32)
+constexpr int kPanelsPerItem = 8;  // 48 rows per work item
+
+namespace {
+
+// Converts cols [k0, k0 + len) of one weight row to f32.
+void convert_range(DType dt, const std::byte* row, int64_t k0, int64_t len, float* dst) {
+  switch (dt) {
+    case DType::F32: std::memcpy(dst, reinterpret_cast<const float*>(row) + k0, static_cast<size_t>(len) * 4); return;
+    case DType::F16: {
+      const auto* s = reinterpret_cast<const uint16_t*>(row) + k0;
+      int64_t i = 0;
+      for (; i + 8 <= len; i += 8)
+        _mm256_storeu_ps(dst + i, _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(s + i))));
+      for (; i < len; ++i) dst[i] = _cvtsh_ss(s[i]);
+      return;
+    }
+    case DType::BF16: {
+      const auto* s = reinterpret_cast<const uint16_t*>(row) + k0;
+      int64_t i = 0;
+      for (; i + 8 <= len; i += 8)
+        _mm256_storeu_ps(dst + i, _mm256_castsi256_ps(_mm256_slli_epi32(
+                                      _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(s + i))), 16)));
+      for (; i < len; ++i) dst[i] = bf16_to_f32(s[i]);
+      return;
+    }
+    case DType::Q8_0: {
+      const auto* b = reinterpret_cast<const quant::BlockQ8_0*>(row) + k0 / 32;
+      for (int64_t j = 0; j < len / 32; ++j) {
+        const __m256 d = _mm256_set1_ps(_cvtsh_ss(b[j].d));
+        for (int i = 0; i < 4; ++i) {
+          const __m128i q = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(b[j].q + 8 * i));
+          _mm256_storeu_ps(dst + 32 * j + 8 * i, _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(q))));
+        }
+      }
+      return;
+    }
+    case DType::Q4_0: {
+      const auto* b = reinterpret_cast<const quant::BlockQ4_0*>(row) + k0 / 32;
+      const __m128i m4 = _mm_set1_epi8(0x0f), eight = _mm_set1_epi8(8);
+      for (int64_t j = 0; j < len / 32; ++j) {
+        const __m256 d = _mm256_set1_ps(_cvtsh_ss(b[j].d));
+        const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b[j].q));
+        const __m128i lo = _mm_sub_epi8(_mm_and_si128(v, m4), eight);
+        const __m128i hi = _mm_sub_epi8(_mm_and_si128(_mm_srli_epi16(v, 4), m4), eight);
+        const __m128i parts[4] = {lo, _mm_srli_si128(lo, 8), hi, _mm_srli_si128(hi, 8)};
+        for (int i = 0; i < 4; ++i)
+          _mm256_storeu_ps(dst + 32 * j + 8 * i, _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(parts[i]))));
+      }
+      return;
+    }
+  }
+}
+
+// C[6][NV*8] (+)= Wf[6 rows, stride ldw][k] * Xt[k][NV*8] over kc columns.
+// Accumulators are named variables: with arrays GCC kept spilling them.
+template <int NV>
+inline void micro(const float* wf, int64_t ldw, const float* xt, int64_t kc, float* C, bool accumulate) {
+  __m256 c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51;
+  if (accumulate) {
+    c00 = _mm256_loadu_ps(C + 0), c10 = _mm256_loadu_ps(C + 16), c20 = _mm256_loadu_ps(C + 32);
+    c30 = _mm256_loadu_ps(C + 48), c40 = _mm256_loadu_ps(C + 64), c50 = _mm256_loadu_ps(C + 80);
+    if constexpr (NV == 2) {
+      c01 = _mm256_loadu_ps(C + 8), c11 = _mm256_loadu_ps(C + 24), c21 = _mm256_loadu_ps(C + 40);
+      c31 = _mm256_loadu_ps(C + 56), c41 = _mm256_loadu_ps(C + 72), c51 = _mm256_loadu_ps(C + 88);
+    }
+  } else {
+    c00 = c10 = c20 = c30 = c40 = c50 = _mm256_setzero_ps();
+    c01 = c11 = c21 = c31 = c41 = c51 = _mm256_setzero_ps();
+  }
+  const float* w0 = wf;
+  const float* w1 = wf + ldw;
+  const float* w2 = wf + 2 * ldw;
+  const float* w3 = wf + 3 * ldw;
+  const float* w4 = wf + 4 * ldw;
+  const float* w5 = wf + 5 * ldw;
+  for (int64_t k = 0; k < kc; ++k) {
+    const __m256 x0 = _mm256_loadu_ps(xt + k * 16);
+    if constexpr (NV == 2) {
+      const __m256 x1 = _mm256_loadu_ps(xt + k * 16 + 8);
+      __m256 w;
+      w = _mm256_broadcast_ss(w0 + k), c00 = _mm256_fmadd_ps(w, x0, c00), c01 = _mm256_fmadd_ps(w, x1, c01);
+      w = _mm256_broadcast_ss(w1 + k), c10 = _mm256_fmadd_ps(w, x0, c10), c11 = _mm256_fmadd_ps(w, x1, c11);
+      w = _mm256_broadcast_ss(w2 + k), c20 = _mm256_fmadd_ps(w, x0, c20), c21 = _mm256_fmadd_ps(w, x1, c21);
+      w = _mm256_broadcast_ss(w3 + k), c30 = _mm256_fmadd_ps(w, x0, c30), c31 = _mm256_fmadd_ps(w, x1, c31);
+      w = _mm256_broadcast_ss(w4 + k), c40 = _mm256_fmadd_ps(w, x0, c40), c41 = _mm256_fmadd_ps(w, x1, c41);
+      w = _mm256_broadcast_ss(w5 + k), c50 = _mm256_fmadd_ps(w, x0, c50), c51 = _mm256_fmadd_ps(w, x1, c51);
+    } else {
+      c00 = _mm256_fmadd_ps(_mm256_broadcast_ss(w0 + k), x0, c00);
+      c10 = _mm256_fmadd_ps(_mm256_broadcast_ss(w1 + k), x0, c10);
+      c20 = _mm256_fmadd_ps(_mm256_broadcast_ss(w2 + k), x0, c20);
+      c30 = _mm256_fmadd_ps(_mm256_broadcast_ss(w3 + k), x0, c30);
+      c40 = _mm256_fmadd_ps(_mm256_broadcast_ss(w4 + k), x0, c40);
+      c50 = _mm256_fmadd_ps(_mm256_broadcast_ss(w5 + k), x0, c50);
+    }
+  }
+  _mm256_storeu_ps(C + 0, c00), _mm256_storeu_ps(C + 16, c10), _mm256_storeu_ps(C + 32, c20);
+  _mm256_storeu_ps(C + 48, c30), _mm256_storeu_ps(C + 64, c40), _mm256_storeu_ps(C + 80, c50);
+  if constexpr (NV == 2) {
+    _mm256_storeu_ps(C + 8, c01), _mm256_storeu_ps(C + 24, c11), _mm256_storeu_ps(C + 40, c21);
+    _mm256_storeu_ps(C + 56, c31), _mm256_storeu_ps(C + 72, c41), _mm256_storeu_ps(C + 88, c51);
+  }
+}
+
+thread_local std::vector<float> g_xt;
+
+}  // namespace
+
+void gemm(ThreadPool& pool, const TensorView& W, const float* X, int64_t n, float* Y) {
+  const int64_t rows = W.rows(), K = W.cols();
+  const size_t row_bytes = dtype_row_bytes(W.dtype, K);
+  const int64_t n_tp = (n + kNr - 1) / kNr;  // token panels
+  float* xt = scratch(g_xt, static_cast<size_t>(n_tp * K * kNr));
+  // Pack X transposed, in parallel over token panels x K blocks.
+  const int64_t kblocks = (K + kKc - 1) / kKc;
+  pool.parallel_for(n_tp * kblocks, 1, [&](int64_t b, int64_t e, int) {
+    for (int64_t it = b; it < e; ++it) {
+      const int64_t p = it / kblocks, k0 = (it % kblocks) * kKc, k1 = std::min(K, k0 + kKc);
+      float* dst = xt + p * K * kNr;
+      for (int64_t j = 0; j < kNr; ++j) {
+        const int64_t t = p * kNr + j;
+        if (t < n) {
+          const float* src = X + t * K;
+          for (int64_t k = k0; k < k1; ++k) dst[k * kNr + j] = src[k];
+        } else {
+          for (int64_t k = k0; k < k1; ++k) dst[k * kNr + j] = 0.0f;
+        }
+      }
+    }
+  });
+  constexpr int64_t kItemRows = kMr * kPanelsPerItem;
+  const int64_t items = (rows + kItemRows - 1) / kItemRows;
+  const DType dt = W.dtype;
+  pool.parallel_for(items, 1, [&](int64_t b, int64_t e, int) {
+    thread_local std::vector<float> wf_buf, c_buf;
+    float* wf = scratch(wf_buf, static_cast<size_t>(kItemRows * kKc));
+    float* cb = scratch(c_buf, static_cast<size_t>(kPanelsPerItem * n_tp * kMr * kNr));
+    for (int64_t item = b; item < e; ++item) {
+      const int64_t r0 = item * kItemRows, nr = std::min(kItemRows, rows - r0);
+      const int64_t npan = (nr + kMr - 1) / kMr;
+      for (int64_t k0 = 0; k0 < K; k0 += kKc) {
+        const int64_t kc = std::min(kKc, K - k0);
+        for (int64_t r = 0; r < npan * kMr; ++r) {
+          if (r < nr)
+            convert_range(dt, W.data + static_cast<size_t>(r0 + r) * row_bytes, k0, kc, wf + r * kKc);
+          else
+            std::memset(wf + r * kKc, 0, static_cast<size_t>(kc) * 4);
+        }
+        for (int64_t tp = 0; tp < n_tp; ++tp) {
+          const float* xk = xt + tp * K * kNr + k0 * kNr;
+          const bool half = n - tp * kNr <= 8;
+          for (int64_t p = 0; p < npan; ++p) {
+            float* C = cb + (p * n_tp + tp) * kMr * kNr;
+            if (half)
+              micro<1>(wf + p * kMr * kKc, kKc, xk, kc, C, k0 > 0);
+            else
+              micro<2>(wf + p * kMr * kKc, kKc, xk, kc, C, k0 > 0);
+          }
+        }
+      }
+      for (int64_t p = 0; p < npan; ++p)
+        for (int64_t tp = 0; tp < n_tp; ++tp) {
+          const float* C = cb + (p * n_tp + tp) * kMr * kNr;
+          for (int64_t r = 0; r < kMr && p * kMr + r < nr; ++r)
+            for (int64_t j = 0; j < kNr && tp * kNr + j < n; ++j)
+              Y[(tp * kNr + j) * rows + r0 + p * kMr + r] = C[r * kNr + j];
+        }
+    }
+  });
+}
+
+}  // namespace huginn::cpu::avx2
