@@ -19,6 +19,7 @@ struct RandomCheckpointOptions {
   int shards = 1;         // > 1 writes model-0000k-of-0000n.safetensors + index
   uint64_t seed = 0;
   bool write_tokenizer = true;  // needs vocab_size >= 65536 (Huginn's special ids)
+  std::string chat_template;    // written to tokenizer_config.json
   int threads = 0;
 };
 

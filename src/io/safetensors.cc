@@ -43,7 +43,7 @@ SafetensorsHeader parse_safetensors(std::span<const std::byte> file, const std::
   json h;
   try {
     h = json::parse(hp, hp + n);
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {  // parse_error, or out_of_range for numbers like 1e999
     throw Error(src + ": header is not valid JSON: " + e.what());
   }
   if (!h.is_object()) throw Error(src + ": header is not a JSON object");
@@ -111,10 +111,16 @@ SafetensorsHeader parse_safetensors(std::span<const std::byte> file, const std::
     if (!dtype_from_name(dt)) pos->second.name = name + " (dtype " + dt + ")";
     ranges.push_back({begin, end, &pos->first});
   }
+  // Zero-sized tensors occupy no bytes and may sit anywhere; among the others,
+  // sorted by begin, each must start at or after the furthest end seen so far
+  // (comparing only neighbours misses a range nested in an earlier big one when
+  // an empty range sorts between them).
+  std::erase_if(ranges, [](const Range& r) { return r.begin == r.end; });
   std::sort(ranges.begin(), ranges.end(), [](const Range& a, const Range& b) { return a.begin < b.begin; });
-  for (size_t i = 1; i < ranges.size(); ++i) {
-    if (ranges[i].begin < ranges[i - 1].end && ranges[i].begin != ranges[i].end && ranges[i - 1].begin != ranges[i - 1].end)
-      throw Error(src + ": tensors '" + *ranges[i - 1].name + "' and '" + *ranges[i].name + "' have overlapping data_offsets");
+  for (size_t i = 1, far = 0; i < ranges.size(); ++i) {
+    if (ranges[i].begin < ranges[far].end)
+      throw Error(src + ": tensors '" + *ranges[far].name + "' and '" + *ranges[i].name + "' have overlapping data_offsets");
+    if (ranges[i].end > ranges[far].end) far = i;
   }
   return out;
 }

@@ -73,7 +73,7 @@ ModelConfig ModelConfig::parse(std::string_view text, const std::string& src) {
   json j;
   try {
     j = json::parse(text);
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {  // parse_error, or out_of_range for numbers like 1e999
     throw Error(src + ": invalid JSON: " + e.what());
   }
   if (!j.is_object()) throw Error(src + ": expected a JSON object at the top level");

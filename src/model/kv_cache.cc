@@ -24,7 +24,10 @@ CacheStrategy CacheStrategy::parse(std::string_view s) {
     if (!lookup.empty()) {
       if (lookup.back() != '-') return fail("expected '-' before 'compress-'");
       lookup.remove_suffix(1);
+      if (lookup.empty()) return fail("missing lookup before '-compress-'");
     }
+  } else if (lookup.empty()) {
+    return fail("empty string");
   }
   if (lookup.empty() || lookup == "full") c.lookup = Lookup::Full;
   else if (lookup == "latest-m4") c.lookup = Lookup::LatestM4;
@@ -216,7 +219,11 @@ int64_t KVCache::gather(int step_idx, std::vector<const float*>& k, std::vector<
   const int max_slot = static_cast<int>(slots_.size()) - coda_ - 1;
   for (int64_t p = 0; p < length_; ++p) {
     int m = mapped;
-    if (!has(mapped, p)) {
+    if (core && lookup == L::AlwaysLastM4) {
+      // The reference takes, for every position, the last slot of this core
+      // layer that the position has, even when it has the current one.
+      m = latest_same_layer(p, max_slot);
+    } else if (!has(mapped, p)) {
       if (!core) {
         // Prelude/coda entries are always written; the reference falls back to slot 0.
         m = 0;

@@ -1,5 +1,6 @@
 #include "huginn/model.h"
 
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -7,6 +8,7 @@
 #include <sstream>
 
 #include "huginn/error.h"
+#include "io/gguf.h"
 #include "io/safetensors.h"
 
 namespace huginn {
@@ -36,7 +38,7 @@ void open_safetensors(const fs::path& dir, std::map<std::string, TensorView>& te
     json j;
     try {
       j = json::parse(read_text(index));
-    } catch (const json::parse_error& e) {
+    } catch (const json::exception& e) {
       throw Error(index.string() + ": invalid JSON: " + e.what());
     }
     if (!j.is_object() || !j.contains("weight_map") || !j["weight_map"].is_object())
@@ -157,16 +159,47 @@ std::unique_ptr<Model> Model::from_tensors(const ModelConfig& c, const std::map<
   return m;
 }
 
+// A GGUF model (written by `huginn quantize`) carries its config.json text in
+// the metadata; its directory holds the tokenizer files.
+static std::unique_ptr<Model> load_gguf(const fs::path& file, const LoadOptions& opts) {
+  auto reader = std::make_shared<GgufReader>(file.string());
+  const auto& md = reader->file().metadata;
+  auto arch = md.find("general.architecture");
+  if (arch == md.end() || !std::holds_alternative<std::string>(arch->second) ||
+      std::get<std::string>(arch->second) != "huginn")
+    throw Error(file.string() + ": general.architecture is not \"huginn\"");
+  auto cfg = md.find("huginn.config_json");
+  if (cfg == md.end() || !std::holds_alternative<std::string>(cfg->second))
+    throw Error(file.string() + ": metadata key huginn.config_json is missing");
+  ModelConfig c = ModelConfig::parse(std::get<std::string>(cfg->second), file.string() + " (huginn.config_json)");
+  if (opts.prefetch) reader->mapped().prefetch();
+  auto tensors = reader->file().tensors;
+  return Model::from_tensors(c, tensors, {reader}, file.parent_path().string(), file.string());
+}
+
 std::unique_ptr<Model> Model::load(const std::string& path, const LoadOptions& opts) {
   if (!fs::exists(path)) throw Error("model path " + path + " does not exist");
-  if (!fs::is_directory(path)) throw Error("model path " + path + " is not a directory");
+  if (fs::is_regular_file(path) && fs::path(path).extension() == ".gguf") return load_gguf(path, opts);
+  if (!fs::is_directory(path)) throw Error("model path " + path + " is neither a model directory nor a .gguf file");
   const fs::path dir(path);
+  if (fs::exists(dir / "model.gguf")) return load_gguf(dir / "model.gguf", opts);
   if (!fs::exists(dir / "config.json")) throw Error(path + ": config.json not found");
   ModelConfig c = ModelConfig::load((dir / "config.json").string());
   std::map<std::string, TensorView> tensors;
   std::vector<std::shared_ptr<void>> holders;
   std::string source;
   open_safetensors(dir, tensors, holders, source, opts.prefetch);
+  // A header length that is not a multiple of 8 is legal but leaves the data
+  // misaligned for its element type; kernels read elements as arrays, so such
+  // tensors get an aligned copy (well-formed files never need one).
+  for (auto& [name, v] : tensors) {
+    const size_t align = v.dtype == DType::F32 ? 4 : 2;
+    if (v.nbytes == 0 || reinterpret_cast<uintptr_t>(v.data) % align == 0) continue;
+    std::shared_ptr<std::byte[]> copy(new std::byte[v.nbytes]);
+    std::memcpy(copy.get(), v.data, v.nbytes);
+    v.data = copy.get();
+    holders.push_back(std::move(copy));
+  }
   return from_tensors(c, tensors, std::move(holders), path, source);
 }
 

@@ -27,13 +27,6 @@ const char* const kSpecialTokens[32] = {
     "<|?|>", "<|&|>", "<|!|>", "<|-|>", "<|+|>", "<|interrupt|>", "<|>>-|>", "<|-<<|>", "<|->>|>", "<|<<-|>"};
 constexpr int64_t kFirstSpecial = 65504;
 
-// Huginn-0125's chat template (tokenizer_config.json of the published model).
-const char* const kHuginnChatTemplate =
-    "{% set loop_messages = messages %}{% for message in loop_messages %}{% set content = '<|begin_header|>' + "
-    "message['role'] + '<|end_header|>\n\n'+ message['content'] | trim + '<|end_turn|>' %}{% if loop.index0 == 0 %}"
-    "{% set content = bos_token + content %}{% endif %}{{ content }}{% endfor %}{% if add_generation_prompt %}"
-    "{{ '<|begin_header|>Huginn<|end_header|>\n\n' }}{% endif %}";
-
 // GPT-2's byte-to-character map used by byte-level BPE vocabularies.
 std::string byte_level_char(int b) {
   int cp;
@@ -273,7 +266,7 @@ void write_random_checkpoint(const std::string& dir_s, const RandomCheckpointOpt
                                              {"bos_token", "<|begin_text|>"},
                                              {"eos_token", "<|end_text|>"},
                                              {"pad_token", "<|pad|>"},
-                                             {"chat_template", kHuginnChatTemplate},
+                                             {"chat_template", o.chat_template},
                                              {"clean_up_tokenization_spaces", false},
                                              {"model_max_length", c.block_size},
                                              {"tokenizer_class", "PreTrainedTokenizerFast"}});

@@ -5,6 +5,7 @@
 #include <memory>
 
 #include "commands.h"
+#include "huginn/chat_template.h"
 #include "huginn/error.h"
 #include "huginn/random_checkpoint.h"
 
@@ -47,6 +48,7 @@ void setup_make_random(CLI::App& app) {
     o.shards = a->shards;
     o.seed = a->seed;
     o.write_tokenizer = !a->no_tokenizer && o.config.vocab_size >= 65536;
+    o.chat_template = kHuginnChatTemplate;
     write_random_checkpoint(a->out, o);
     std::printf("wrote a RANDOM-WEIGHT %s checkpoint to %s (E=%lld, heads=%lld, I=%lld, V=%lld)%s\n", a->preset.c_str(),
                 a->out.c_str(), static_cast<long long>(o.config.n_embd), static_cast<long long>(o.config.n_heads),
