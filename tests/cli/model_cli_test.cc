@@ -1,0 +1,131 @@
+// End-to-end tests of `huginn info`, `forward`, `make-random`, `quantize`
+// and `bench`, including their error paths.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+
+#include "golden.h"
+#include "io/safetensors.h"
+#include "test_util.h"
+
+namespace huginn {
+namespace {
+
+using test::run_cli;
+
+std::string tiny() { return test::golden_dir() + "/model/tiny"; }
+
+TEST(CliForward, WritesLogitsAndLatentsMatchingGolden) {
+  test::GoldenModel g("tiny");
+  std::string ids;
+  for (auto id : g.prompt()) ids += (ids.empty() ? "" : ",") + std::to_string(id);
+  std::string out = test::temp_dir() + "/out.safetensors";
+  auto r = run_cli({"forward", "-m", tiny(), "--ids", ids, "--steps", "4", "--out", out});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  SafetensorsFile f(out);
+  const auto& logits = f.header().tensors.at("logits");
+  const auto& latents = f.header().tensors.at("latents");
+  EXPECT_EQ(logits.shape, (std::vector<int64_t>{17, 512}));
+  EXPECT_EQ(latents.shape, (std::vector<int64_t>{17, 64}));
+  EXPECT_EQ(logits.dtype, DType::F32);
+  auto want = g.array("forward.n4.logits");
+  EXPECT_LE(test::max_abs_diff(reinterpret_cast<const float*>(logits.data), want.data.data(), want.data.size()),
+            g.atol("forward"));
+  auto want_lat = g.array("forward.n4.latent_states");
+  EXPECT_LE(test::max_abs_diff(reinterpret_cast<const float*>(latents.data), want_lat.data.data(), want_lat.data.size()),
+            g.atol("forward"));
+}
+
+TEST(CliForward, InitScaleAndSeedChangeTheResultReproducibly) {
+  std::string d = test::temp_dir();
+  auto run = [&](const std::string& seed, const std::string& name) {
+    auto r = run_cli({"forward", "-m", tiny(), "--ids", "1,2,3", "--steps", "2", "--init-scale", "1", "--seed", seed,
+                      "--out", d + "/" + name});
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    return test::read_file(d + "/" + name);
+  };
+  EXPECT_EQ(run("7", "a"), run("7", "b"));
+  EXPECT_NE(run("7", "a"), run("8", "c"));
+}
+
+TEST(CliForward, ErrorsNameTheProblem) {
+  std::string out = test::temp_dir() + "/o.safetensors";
+  struct Case {
+    std::vector<std::string> args;
+    std::string message;
+  } cases[] = {
+      {{"forward", "-m", tiny(), "--ids", "1,x,3", "--out", out}, "'x' is not an integer"},
+      {{"forward", "-m", tiny(), "--ids", "1,,3", "--out", out}, "is not an integer"},
+      {{"forward", "-m", tiny(), "--ids", "1,99999", "--out", out}, "outside the vocabulary"},
+      {{"forward", "-m", tiny(), "--ids", "1,2", "--steps", "0", "--out", out}, "--steps must be positive"},
+      {{"forward", "-m", tiny(), "--ids", "1,2", "--steps", "-3", "--out", out}, "--steps must be positive"},
+      {{"forward", "-m", "/nonexistent/model", "--ids", "1", "--out", out}, "/nonexistent/model does not exist"},
+      {{"forward", "-m", tiny(), "--ids", "1", "--out", "/nonexistent/dir/o.safetensors"}, "cannot create"},
+      {{"forward", "-m", tiny(), "--ids", "1", "--out", out, "--bogus"}, "--bogus"},
+  };
+  for (const auto& c : cases) {
+    auto r = run_cli(c.args);
+    EXPECT_NE(r.exit_code, 0) << c.message;
+    EXPECT_NE(r.err.find(c.message), std::string::npos) << "expected '" << c.message << "' in: " << r.err;
+  }
+  // A prompt longer than the model's context (block_size 256).
+  std::string ids = "1";
+  for (int i = 0; i < 300; ++i) ids += ",1";
+  auto r = run_cli({"forward", "-m", tiny(), "--ids", ids, "--out", out});
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.err.find("exceed the model's context of 256"), std::string::npos) << r.err;
+}
+
+TEST(CliInfo, PrintsConfigDtypesAndParameterCounts) {
+  auto r = run_cli({"info", "-m", tiny()});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  for (const char* s : {"\"n_embd\": 64", "BF16", "prelude", "core block", "coda", "embedding (wte)", "420,928"})
+    EXPECT_NE(r.out.find(s), std::string::npos) << s << " in:\n" << r.out;
+}
+
+TEST(CliMakeRandom, WritesALoadableCheckpointWithTokenizer) {
+  std::string d = test::temp_dir() + "/m";
+  auto r = run_cli({"make-random", "--preset", "demo", "--n-embd", "64", "--intermediate-size", "96", "--shards", "2",
+                    "-o", d});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("RANDOM-WEIGHT"), std::string::npos);
+  for (const char* f : {"config.json", "generation_config.json", "model.safetensors.index.json",
+                        "model-00001-of-00002.safetensors", "tokenizer.json", "tokenizer_config.json"})
+    EXPECT_TRUE(std::filesystem::exists(d + "/" + f)) << f;
+  auto info = run_cli({"info", "-m", d});
+  ASSERT_EQ(info.exit_code, 0) << info.err;
+  std::string out = test::temp_dir() + "/f.safetensors";
+  auto fw = run_cli({"forward", "-m", d, "--ids", "65504,1,2", "--steps", "2", "--out", out});
+  EXPECT_EQ(fw.exit_code, 0) << fw.err;
+  auto bad = run_cli({"make-random", "--preset", "huge", "-o", d});
+  EXPECT_NE(bad.exit_code, 0);
+  EXPECT_NE(bad.err.find("unknown preset 'huge'"), std::string::npos) << bad.err;
+  bad = run_cli({"make-random", "--dtype", "int3", "-o", d});
+  EXPECT_NE(bad.err.find("--dtype"), std::string::npos) << bad.err;
+}
+
+TEST(CliQuantize, QuantizedDirectoryLoadsInEveryCommand) {
+  std::string d = test::temp_dir() + "/q";
+  auto r = run_cli({"quantize", "-m", tiny(), "--type", "q8_0", "-o", d});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  auto info = run_cli({"info", "-m", d});
+  ASSERT_EQ(info.exit_code, 0) << info.err;
+  EXPECT_NE(info.out.find("Q8_0"), std::string::npos) << info.out;
+  auto fw = run_cli({"forward", "-m", d + "/model.gguf", "--ids", "1,2,3", "--steps", "2", "--out", d + "/o.safetensors"});
+  EXPECT_EQ(fw.exit_code, 0) << fw.err;
+  auto bad = run_cli({"quantize", "-m", tiny(), "--type", "q2_k", "-o", d});
+  EXPECT_NE(bad.err.find("unknown weight type 'q2_k'"), std::string::npos) << bad.err;
+}
+
+TEST(CliBench, ReportsATable) {
+  auto r = run_cli({"bench", "-m", tiny(), "--steps", "2", "--prompt", "4", "--gen", "2", "--repeat", "1", "--batch", "1,2"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("| pp4 | 2 | 1 |"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("| tg2 | 2 | 2 |"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("peak RSS"), std::string::npos);
+  auto bad = run_cli({"bench", "-m", tiny(), "--steps", "0"});
+  EXPECT_NE(bad.err.find("--steps: values must be positive"), std::string::npos) << bad.err;
+}
+
+}  // namespace
+}  // namespace huginn
