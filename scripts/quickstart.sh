@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release
-cmake --build build
+cmake --build build --target huginn_cli
 if [ ! -f models/demo/model.safetensors ]; then
   ./build/huginn make-random --preset demo -o models/demo
 fi

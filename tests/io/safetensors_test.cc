@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "throws_with.h"
 #include "huginn/error.h"
 #include "io/mapped_file.h"
 #include "io/safetensors.h"
@@ -16,22 +17,7 @@
 namespace huginn {
 namespace {
 
-// Runs `f` and checks that it throws huginn::Error whose message contains
-// every one of `parts`.
-template <class F>
-testing::AssertionResult ThrowsWith(F&& f, std::initializer_list<std::string> parts) {
-  try {
-    f();
-  } catch (const Error& e) {
-    const std::string m = e.what();
-    for (const auto& p : parts)
-      if (m.find(p) == std::string::npos) return testing::AssertionFailure() << "message \"" << m << "\" lacks \"" << p << "\"";
-    return testing::AssertionSuccess() << m;
-  } catch (const std::exception& e) {
-    return testing::AssertionFailure() << "threw a non-huginn exception: " << e.what();
-  }
-  return testing::AssertionFailure() << "did not throw";
-}
+using test::ThrowsWith;
 
 // A safetensors image: 8-byte little-endian length, `header` (padded with
 // spaces to a multiple of 8 when `pad`), then `data_bytes` bytes 0, 1, 2, ...

@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "throws_with.h"
 #include "huginn/config.h"
 #include "huginn/error.h"
 #include "test_util.h"
@@ -15,20 +16,7 @@ namespace {
 
 using json = nlohmann::json;
 
-template <class F>
-testing::AssertionResult ThrowsWith(F&& f, std::initializer_list<std::string> parts) {
-  try {
-    f();
-  } catch (const Error& e) {
-    const std::string m = e.what();
-    for (const auto& p : parts)
-      if (m.find(p) == std::string::npos) return testing::AssertionFailure() << "message \"" << m << "\" lacks \"" << p << "\"";
-    return testing::AssertionSuccess() << m;
-  } catch (const std::exception& e) {
-    return testing::AssertionFailure() << "threw a non-huginn exception: " << e.what();
-  }
-  return testing::AssertionFailure() << "did not throw";
-}
+using test::ThrowsWith;
 
 json golden_tiny() { return json::parse(test::read_file(test::golden_dir() + "/model/tiny/config.json")); }
 

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "throws_with.h"
 #include "huginn/error.h"
 #include "huginn/kv_cache.h"
 
@@ -19,20 +20,7 @@ namespace {
 using Lookup = CacheStrategy::Lookup;
 using Compress = CacheStrategy::Compress;
 
-template <class F>
-testing::AssertionResult ThrowsWith(F&& f, std::initializer_list<std::string> parts) {
-  try {
-    f();
-  } catch (const Error& e) {
-    const std::string m = e.what();
-    for (const auto& p : parts)
-      if (m.find(p) == std::string::npos) return testing::AssertionFailure() << "message \"" << m << "\" lacks \"" << p << "\"";
-    return testing::AssertionSuccess() << m;
-  } catch (const std::exception& e) {
-    return testing::AssertionFailure() << "threw a non-huginn exception: " << e.what();
-  }
-  return testing::AssertionFailure() << "did not throw";
-}
+using test::ThrowsWith;
 
 constexpr int64_t kE = 8;
 

@@ -19,6 +19,7 @@
 #include <string>
 #include <vector>
 
+#include "throws_with.h"
 #include "golden.h"
 #include "huginn/engine.h"
 #include "huginn/error.h"
@@ -31,20 +32,7 @@ namespace {
 namespace fs = std::filesystem;
 using json = nlohmann::json;
 
-template <class F>
-testing::AssertionResult ThrowsWith(F&& f, std::initializer_list<std::string> parts) {
-  try {
-    f();
-  } catch (const Error& e) {
-    const std::string m = e.what();
-    for (const auto& p : parts)
-      if (m.find(p) == std::string::npos) return testing::AssertionFailure() << "message \"" << m << "\" lacks \"" << p << "\"";
-    return testing::AssertionSuccess() << m;
-  } catch (const std::exception& e) {
-    return testing::AssertionFailure() << "threw a non-huginn exception: " << e.what();
-  }
-  return testing::AssertionFailure() << "did not throw";
-}
+using test::ThrowsWith;
 
 std::string tiny_dir() { return test::golden_dir() + "/model/tiny"; }
 
