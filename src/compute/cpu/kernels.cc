@@ -7,6 +7,10 @@
 #include <cstring>
 #include <vector>
 
+#if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
+#endif
+
 #include "compute/cpu/kernels_avx2.h"
 #include "compute/quant.h"
 
@@ -18,7 +22,10 @@ bool detect_avx2() {
 #if defined(__x86_64__) || defined(__i386__)
   if (const char* s = std::getenv("HUGINN_FORCE_SCALAR"); s && *s && *s != '0') return false;
   __builtin_cpu_init();
-  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+  // F16C via cpuid (leaf 1, ecx bit 29): clang 14's __builtin_cpu_supports lacks "f16c".
+  unsigned a = 0, b = 0, c = 0, d = 0;
+  const bool f16c = __get_cpuid(1, &a, &b, &c, &d) && (c & (1u << 29));
+  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && f16c;
 #else
   return false;
 #endif
