@@ -34,6 +34,11 @@ struct ModelWeights {
 struct LoadOptions {
   // Touch every weight page at load (otherwise pages fault in on first use).
   bool prefetch = false;
+  // Copy the weights into anonymous memory on 2 MiB pages instead of mapping
+  // the page cache (4 KiB pages): fewer TLB misses while decode streams every
+  // weight, at the cost of a copy at load and private memory. Off by default;
+  // docs/PERFORMANCE.md has the measurements behind that choice.
+  bool huge_pages = false;
 };
 
 class Model {
@@ -63,6 +68,8 @@ class Model {
   int64_t weight_bytes_per_token(int64_t steps) const;
   // Total bytes of all weight tensors in use.
   int64_t weight_bytes() const;
+  // Seconds spent copying weights into huge pages at load (0 when mapped).
+  double copy_seconds() const { return copy_seconds_; }
 
   // Builds a model from already-collected tensors (used by the loaders).
   // `holders` keeps the memory that the views point into alive.
@@ -76,6 +83,7 @@ class Model {
   ModelWeights weights_;
   std::string dir_;
   std::vector<std::shared_ptr<void>> holders_;
+  double copy_seconds_ = 0;
 };
 
 }  // namespace huginn

@@ -32,3 +32,22 @@ DType parse_weight_type(const std::string& s);
 QuantizeReport quantize_model(const std::string& in, const std::string& out_dir, const QuantizeOptions& opts);
 
 }  // namespace huginn
+
+namespace huginn {
+
+// How far one model's logits are from another's over the same positions
+// (the quantization drift that docs/PERFORMANCE.md reports).
+struct LogitDrift {
+  int64_t positions = 0;
+  double max_abs_error = 0;   // max over all logits of |a - b|
+  double rms_error = 0;       // root mean square of a - b
+  double max_abs_logit = 0;   // max |a|, for scale
+  int64_t top1_agree = 0;     // positions whose argmax is the same
+  double mean_kl = 0;         // mean over positions of KL(softmax(a) || softmax(b)), nats
+  double max_kl = 0;
+};
+
+// `a` (the reference) and `b` are [positions, vocab], row-major.
+LogitDrift logit_drift(const float* a, const float* b, int64_t positions, int64_t vocab);
+
+}  // namespace huginn

@@ -191,8 +191,8 @@ GgufFile parse_gguf(std::span<const std::byte> bytes, const std::string& src) {
   return g;
 }
 
-GgufReader::GgufReader(const std::string& path)
-    : file_(std::make_unique<MappedFile>(path)), gguf_(parse_gguf(file_->bytes(), path)) {}
+GgufReader::GgufReader(const std::string& path, const MappedFileOptions& opts)
+    : file_(std::make_unique<MappedFile>(path, opts)), gguf_(parse_gguf(file_->bytes(), path)) {}
 
 void write_gguf(const std::string& path, const std::map<std::string, GgufValue>& metadata,
                 const std::vector<GgufTensorToWrite>& tensors, uint32_t alignment) {

@@ -39,7 +39,7 @@ GgufFile parse_gguf(std::span<const std::byte> file, const std::string& source);
 
 class GgufReader {
  public:
-  explicit GgufReader(const std::string& path);
+  explicit GgufReader(const std::string& path, const MappedFileOptions& opts = {});
   const GgufFile& file() const { return gguf_; }
   const MappedFile& mapped() const { return *file_; }
 

@@ -14,7 +14,7 @@ struct MappedFileOptions {
   // anonymous memory advised MADV_HUGEPAGE (2 MiB pages where the kernel has
   // them): fewer TLB misses when decode streams every weight once per token.
   // Costs a copy at load (about 1-2 s per GB from the page cache) and private
-  // memory instead of shared page cache. See docs/perf_kernels.md.
+  // memory instead of shared page cache. Measured in docs/PERFORMANCE.md.
   bool copy_to_hugepages = false;
 };
 

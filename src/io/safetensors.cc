@@ -125,8 +125,8 @@ SafetensorsHeader parse_safetensors(std::span<const std::byte> file, const std::
   return out;
 }
 
-SafetensorsFile::SafetensorsFile(const std::string& path)
-    : file_(std::make_unique<MappedFile>(path)), header_(parse_safetensors(file_->bytes(), path)) {}
+SafetensorsFile::SafetensorsFile(const std::string& path, const MappedFileOptions& opts)
+    : file_(std::make_unique<MappedFile>(path, opts)), header_(parse_safetensors(file_->bytes(), path)) {}
 
 void write_safetensors(const std::string& path, const std::vector<TensorToWrite>& tensors,
                        const std::map<std::string, std::string>& metadata) {

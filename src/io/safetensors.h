@@ -30,7 +30,7 @@ SafetensorsHeader parse_safetensors(std::span<const std::byte> file, const std::
 
 class SafetensorsFile {
  public:
-  explicit SafetensorsFile(const std::string& path);
+  explicit SafetensorsFile(const std::string& path, const MappedFileOptions& opts = {});
   const SafetensorsHeader& header() const { return header_; }
   const MappedFile& file() const { return *file_; }
 

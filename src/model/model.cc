@@ -31,7 +31,8 @@ std::string read_text(const fs::path& p) {
 // Opens model.safetensors or the shards named by model.safetensors.index.json
 // and collects every tensor by name.
 void open_safetensors(const fs::path& dir, std::map<std::string, TensorView>& tensors,
-                      std::vector<std::shared_ptr<void>>& holders, std::string& source, bool prefetch) {
+                      std::vector<std::shared_ptr<void>>& holders, std::string& source, const LoadOptions& opts,
+                      double& copy_seconds) {
   const fs::path index = dir / "model.safetensors.index.json";
   const fs::path single = dir / "model.safetensors";
   if (fs::exists(index)) {
@@ -57,9 +58,10 @@ void open_safetensors(const fs::path& dir, std::map<std::string, TensorView>& te
       const fs::path p = dir / file;
       if (!fs::exists(p))
         throw Error(index.string() + ": shard '" + file + "' (holding '" + *names.begin() + "') does not exist");
-      auto st = std::make_shared<SafetensorsFile>(p.string());
+      auto st = std::make_shared<SafetensorsFile>(p.string(), MappedFileOptions{opts.huge_pages});
       holders.push_back(st);
-      if (prefetch) st->file().prefetch();
+      copy_seconds += st->file().copy_seconds();
+      if (opts.prefetch) st->file().prefetch();
       for (const auto& name : names) {
         auto it = st->header().tensors.find(name);
         if (it == st->header().tensors.end())
@@ -72,9 +74,10 @@ void open_safetensors(const fs::path& dir, std::map<std::string, TensorView>& te
       }
     }
   } else if (fs::exists(single)) {
-    auto st = std::make_shared<SafetensorsFile>(single.string());
+    auto st = std::make_shared<SafetensorsFile>(single.string(), MappedFileOptions{opts.huge_pages});
     holders.push_back(st);
-    if (prefetch) st->file().prefetch();
+    copy_seconds += st->file().copy_seconds();
+    if (opts.prefetch) st->file().prefetch();
     tensors = st->header().tensors;
     source = single.string();
   } else {
@@ -161,8 +164,8 @@ std::unique_ptr<Model> Model::from_tensors(const ModelConfig& c, const std::map<
 
 // A GGUF model (written by `huginn quantize`) carries its config.json text in
 // the metadata; its directory holds the tokenizer files.
-static std::unique_ptr<Model> load_gguf(const fs::path& file, const LoadOptions& opts) {
-  auto reader = std::make_shared<GgufReader>(file.string());
+static std::unique_ptr<Model> load_gguf(const fs::path& file, const LoadOptions& opts, double& copy_seconds) {
+  auto reader = std::make_shared<GgufReader>(file.string(), MappedFileOptions{opts.huge_pages});
   const auto& md = reader->file().metadata;
   auto arch = md.find("general.architecture");
   if (arch == md.end() || !std::holds_alternative<std::string>(arch->second) ||
@@ -174,21 +177,28 @@ static std::unique_ptr<Model> load_gguf(const fs::path& file, const LoadOptions&
   ModelConfig c = ModelConfig::parse(std::get<std::string>(cfg->second), file.string() + " (huginn.config_json)");
   if (opts.prefetch) reader->mapped().prefetch();
   auto tensors = reader->file().tensors;
+  copy_seconds = reader->mapped().copy_seconds();
   return Model::from_tensors(c, tensors, {reader}, file.parent_path().string(), file.string());
 }
 
 std::unique_ptr<Model> Model::load(const std::string& path, const LoadOptions& opts) {
   if (!fs::exists(path)) throw Error("model path " + path + " does not exist");
-  if (fs::is_regular_file(path) && fs::path(path).extension() == ".gguf") return load_gguf(path, opts);
+  double copy_seconds = 0;
+  auto with_copy_time = [&](std::unique_ptr<Model> m) {
+    m->copy_seconds_ = copy_seconds;
+    return m;
+  };
+  if (fs::is_regular_file(path) && fs::path(path).extension() == ".gguf")
+    return with_copy_time(load_gguf(path, opts, copy_seconds));
   if (!fs::is_directory(path)) throw Error("model path " + path + " is neither a model directory nor a .gguf file");
   const fs::path dir(path);
-  if (fs::exists(dir / "model.gguf")) return load_gguf(dir / "model.gguf", opts);
+  if (fs::exists(dir / "model.gguf")) return with_copy_time(load_gguf(dir / "model.gguf", opts, copy_seconds));
   if (!fs::exists(dir / "config.json")) throw Error(path + ": config.json not found");
   ModelConfig c = ModelConfig::load((dir / "config.json").string());
   std::map<std::string, TensorView> tensors;
   std::vector<std::shared_ptr<void>> holders;
   std::string source;
-  open_safetensors(dir, tensors, holders, source, opts.prefetch);
+  open_safetensors(dir, tensors, holders, source, opts, copy_seconds);
   // A header length that is not a multiple of 8 is legal but leaves the data
   // misaligned for its element type; kernels read elements as arrays, so such
   // tensors get an aligned copy (well-formed files never need one).
@@ -200,7 +210,7 @@ std::unique_ptr<Model> Model::load(const std::string& path, const LoadOptions& o
     v.data = copy.get();
     holders.push_back(std::move(copy));
   }
-  return from_tensors(c, tensors, std::move(holders), path, source);
+  return with_copy_time(from_tensors(c, tensors, std::move(holders), path, source));
 }
 
 Model::ParamCounts Model::param_counts() const {

@@ -117,12 +117,33 @@ TEST(CliQuantize, QuantizedDirectoryLoadsInEveryCommand) {
   EXPECT_NE(bad.err.find("unknown weight type 'q2_k'"), std::string::npos) << bad.err;
 }
 
+TEST(CliCompare, ReportsDriftOfAQuantizedModel) {
+  std::string d = test::temp_dir() + "/cmp";
+  ASSERT_EQ(run_cli({"quantize", "-m", tiny(), "--type", "q8_0", "-o", d}).exit_code, 0);
+  auto same = run_cli({"compare", "-m", tiny(), "--with", tiny(), "--tokens", "5", "--steps", "2", "--json"});
+  ASSERT_EQ(same.exit_code, 0) << same.err;
+  EXPECT_NE(same.out.find("\"max_abs_error\":0,"), std::string::npos) << same.out;
+  EXPECT_NE(same.out.find("\"top1_agree\":5,"), std::string::npos) << same.out;
+  auto q = run_cli({"compare", "-m", tiny(), "--with", d, "--ids", "1,2,3,4", "--steps", "4"});
+  ASSERT_EQ(q.exit_code, 0) << q.err;
+  EXPECT_NE(q.out.find("compared:  " + d + " (Q8_0)"), std::string::npos) << q.out;
+  EXPECT_NE(q.out.find("top-1 agreement"), std::string::npos) << q.out;
+  EXPECT_EQ(q.out.find("max |logit error|   0 "), std::string::npos) << q.out;  // quantized: not identical
+  auto bad = run_cli({"compare", "-m", tiny(), "--with", test::golden_dir() + "/model/odd", "--tokens", "2"});
+  EXPECT_NE(bad.err.find("compare: models differ in shape"), std::string::npos) << bad.err;
+  bad = run_cli({"compare", "-m", tiny(), "--with", d, "--tokens", "0"});
+  EXPECT_NE(bad.err.find("--tokens must be positive"), std::string::npos) << bad.err;
+}
+
 TEST(CliBench, ReportsATable) {
   auto r = run_cli({"bench", "-m", tiny(), "--steps", "2", "--prompt", "4", "--gen", "2", "--repeat", "1", "--batch", "1,2"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
-  EXPECT_NE(r.out.find("| pp4 | 2 | 1 |"), std::string::npos) << r.out;
-  EXPECT_NE(r.out.find("| tg2 | 2 | 2 |"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("| BF16 | pp4 | 2 | 1 |"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("| BF16 | tg2 | 2 | 2 |"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("peak RSS"), std::string::npos);
+  auto hp = run_cli({"bench", "-m", tiny(), "--steps", "1", "--prompt", "2", "--gen", "1", "--repeat", "1", "--hugepages"});
+  ASSERT_EQ(hp.exit_code, 0) << hp.err;
+  EXPECT_NE(hp.out.find("s copying into huge pages)"), std::string::npos) << hp.out;
   auto bad = run_cli({"bench", "-m", tiny(), "--steps", "0"});
   EXPECT_NE(bad.err.find("--steps: values must be positive"), std::string::npos) << bad.err;
 }

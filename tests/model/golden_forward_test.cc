@@ -174,6 +174,21 @@ TEST_P(GoldenForward, BatchOfSequencesMatchesSingle) {
   EXPECT_LE(max_abs_diff(engine_->logits(1).data(), want.data.data(), b.size() * V), atol);
 }
 
+// Weights copied into huge pages (LoadOptions::huge_pages) compute the same.
+TEST_P(GoldenForward, HugePageCopyGivesTheSameResult) {
+  LoadOptions lo;
+  lo.huge_pages = true;
+  auto copied = Model::load(test::golden_dir() + "/model/" + GetParam().model, lo);
+  EXPECT_GT(copied->copy_seconds(), 0.0);
+  EXPECT_EQ(model_->copy_seconds(), 0.0);
+  Engine e(*copied, EngineOptions{2});
+  Engine::Options o;
+  o.steps = 4;
+  auto r = e.forward(golden_->prompt(), nullptr, o);
+  auto want = golden_->array("forward.n4.logits");
+  EXPECT_LE(max_abs_diff(r.logits.data(), want.data.data(), r.logits.size()), golden_->atol("forward"));
+}
+
 INSTANTIATE_TEST_SUITE_P(Golden, GoldenForward,
                          testing::Values(Param{"tiny", "tiny"}, Param{"tiny", "tiny-sharded"}, Param{"odd", "odd"}),
                          param_name);

@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cmath>
 #include <filesystem>
 
 #include "golden.h"
@@ -20,7 +21,7 @@ namespace {
 
 struct Drift {
   double max_err;
-  int top1;
+  int64_t top1;
 };
 
 Drift drift_vs_golden(const std::string& dir, const test::GoldenModel& g, int64_t steps) {
@@ -30,13 +31,32 @@ Drift drift_vs_golden(const std::string& dir, const test::GoldenModel& g, int64_
   o.steps = steps;
   auto r = e.forward(g.prompt(), nullptr, o);
   auto want = g.array("forward.n" + std::to_string(steps) + ".logits");
-  const int64_t V = m->config().vocab_size, S = want.rows();
-  Drift d{test::max_abs_diff(r.logits.data(), want.data.data(), r.logits.size()), 0};
-  for (int64_t s = 0; s < S; ++s) {
-    auto a = r.logits.begin() + s * V, b = want.data.begin() + s * V;
-    d.top1 += std::max_element(a, a + V) - a == std::max_element(b, b + V) - b;
-  }
-  return d;
+  auto d = logit_drift(want.data.data(), r.logits.data(), want.rows(), m->config().vocab_size);
+  return {d.max_abs_error, d.top1_agree};
+}
+
+TEST(LogitDrift, MeasuresErrorAgreementAndKl) {
+  // Two positions, vocab 3. Position 0 identical; position 1 shifts one logit.
+  const float a[] = {1, 2, 3, 0, 0, 1};
+  const float b[] = {1, 2, 3, 0, 2, 1};
+  auto d = logit_drift(a, b, 2, 3);
+  EXPECT_EQ(d.positions, 2);
+  EXPECT_DOUBLE_EQ(d.max_abs_error, 2.0);
+  EXPECT_NEAR(d.rms_error, std::sqrt(4.0 / 6.0), 1e-12);
+  EXPECT_DOUBLE_EQ(d.max_abs_logit, 3.0);
+  EXPECT_EQ(d.top1_agree, 1);
+  // KL(P||Q) at position 1 by hand: P = softmax(0,0,1), Q = softmax(0,2,1).
+  const double zp = 2 + std::exp(1.0), zq = 1 + std::exp(2.0) + std::exp(1.0);
+  double kl = 0;
+  const double lp[] = {-std::log(zp), -std::log(zp), 1 - std::log(zp)};
+  const double lq[] = {-std::log(zq), 2 - std::log(zq), 1 - std::log(zq)};
+  for (int v = 0; v < 3; ++v) kl += std::exp(lp[v]) * (lp[v] - lq[v]);
+  EXPECT_NEAR(d.max_kl, kl, 1e-12);
+  EXPECT_NEAR(d.mean_kl, kl / 2, 1e-12);
+  auto same = logit_drift(a, a, 2, 3);
+  EXPECT_EQ(same.max_abs_error, 0.0);
+  EXPECT_EQ(same.top1_agree, 2);
+  EXPECT_EQ(same.mean_kl, 0.0);
 }
 
 TEST(Quantize, LosslessTypesMatchGolden) {

@@ -1,5 +1,7 @@
 #include "cli_util.h"
 
+#include "huginn/model.h"
+
 #include <charconv>
 #include <fstream>
 #include <sstream>
@@ -52,6 +54,14 @@ std::string read_text_file(const std::string& path) {
   std::stringstream ss;
   ss << f.rdbuf();
   return ss.str();
+}
+
+std::string main_dtype(const Model& m) {
+  std::string best;
+  int64_t n = -1;
+  for (const auto& [dt, count] : m.dtype_mix())
+    if (count > n) best = dt, n = count;
+  return best;
 }
 
 }  // namespace huginn::cli

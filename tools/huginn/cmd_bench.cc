@@ -40,18 +40,21 @@ double median(std::vector<double> v) {
   return v.empty() ? 0 : v[v.size() / 2];
 }
 
-// Multiply-adds of the weight matmuls for one token at r steps (x2 = FLOP).
+// FLOP (2 x multiply-adds) of the weight matmuls for one token at r steps,
+// without the LM head (prefill computes logits for the last token only).
 double matmul_flops_per_token(const Model& m, int64_t steps) {
   const auto& w = m.weights();
   auto block = [](const BlockWeights& b) {
     return static_cast<double>(b.wqkv.numel() + b.proj.numel() + b.fc.numel() + b.mlp_proj.numel());
   };
-  double p = static_cast<double>(w.lm_head.numel()) + static_cast<double>(w.adapter.numel()) * static_cast<double>(steps);
+  double p = static_cast<double>(w.adapter.numel()) * static_cast<double>(steps);
   for (auto& b : w.prelude) p += block(b);
   for (auto& b : w.coda) p += block(b);
   for (auto& b : w.core) p += block(b) * static_cast<double>(steps);
   return 2.0 * p;
 }
+
+double head_flops(const Model& m) { return 2.0 * static_cast<double>(m.weights().lm_head.numel()); }
 
 // Causal attention FLOP of a prompt of S tokens after `past` cached ones, per layer application.
 double attention_flops(const ModelConfig& c, int64_t past, int64_t S) {
@@ -65,7 +68,7 @@ void setup_bench(CLI::App& app) {
     int threads = 0;
     int64_t prompt = 64, gen = 16;
     int repeat = 5;
-    bool roofline = false, no_prefill = false;
+    bool roofline = false, no_prefill = false, huge_pages = false;
     uint64_t seed = 1;
   };
   auto a = std::make_shared<Args>();
@@ -80,6 +83,7 @@ void setup_bench(CLI::App& app) {
   cmd->add_flag("--roofline", a->roofline, "measure read bandwidth and FMA peak in this run and report shares");
   cmd->add_flag("--no-prefill", a->no_prefill, "skip timing the prefill (still runs it once to fill the cache)");
   cmd->add_option("--seed", a->seed, "seed for the random prompt")->capture_default_str();
+  cmd->add_flag("--hugepages", a->huge_pages, "copy the weights into 2 MiB pages at load (copy time reported separately)");
   cmd->callback([a] {
     auto steps_list = parse_int_list(a->steps, "--steps");
     auto batch_list = parse_int_list(a->batch, "--batch");
@@ -89,13 +93,17 @@ void setup_bench(CLI::App& app) {
     if (a->threads < 0) throw Error("--threads must be >= 0");
 
     double t0 = now();
-    auto model = Model::load(a->model);
-    const double load_s = now() - t0;
+    LoadOptions lo;
+    lo.huge_pages = a->huge_pages;
+    auto model = Model::load(a->model, lo);
+    const double load_s = now() - t0 - model->copy_seconds();
     const auto& c = model->config();
     Engine engine(*model, {a->threads});
     const int threads = engine.backend().num_threads();
-    std::printf("model: %s  (%.2f GB of weights, loaded in %.3f s)\n", a->model.c_str(),
+    std::printf("model: %s  (%s, %.2f GB of weights, loaded in %.3f s", a->model.c_str(), main_dtype(*model).c_str(),
                 static_cast<double>(model->weight_bytes()) / 1e9, load_s);
+    if (a->huge_pages) std::printf(" + %.2f s copying into huge pages", model->copy_seconds());
+    std::printf(")\n");
     std::printf("backend: %s, %d threads\n", engine.backend().name().c_str(), threads);
 
     double bw = 0, bw4k = 0, fma = 0;
@@ -105,9 +113,13 @@ void setup_bench(CLI::App& app) {
       fma = measure_fma_peak_gflops(threads);
       std::printf("roofline (%d threads): read %.1f GB/s on 2 MiB pages, %.1f GB/s on 4 KiB pages; FP32 FMA peak %.1f GFLOP/s\n",
                   threads, bw, bw4k, fma);
+      // %BW is against the better of the two page sizes: what the machine can read.
+      bw = std::max(bw, bw4k);
     }
-    std::printf("\n| test | steps | batch | t/s | ms/call | GB/s | %%BW | GFLOP/s | %%FMA | CPU%% |\n");
-    std::printf("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+    const std::string type = main_dtype(*model);
+    std::printf("\n| type | test | steps | batch | t/s | ms/call | GB/s | %%BW | GFLOP/s | %%FMA | CPU%% |\n");
+    std::printf("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+    size_t kv_bytes = 0;
     std::mt19937 rng(static_cast<uint32_t>(a->seed));
     std::uniform_int_distribution<int32_t> tok(0, static_cast<int32_t>(std::min<int64_t>(c.vocab_size, 65504) - 1));
 
@@ -155,30 +167,34 @@ void setup_bench(CLI::App& app) {
             cpu_used += cpu_seconds() - c0;
             wall_used += dt;
           }
+          size_t kv = 0;
+          for (const auto& cache : caches) kv += cache.bytes();
+          kv_bytes = std::max(kv_bytes, kv);
         }
         const double cpu_pct = wall_used > 0 ? 100.0 * cpu_used / (wall_used * threads) : 0;
         if (!prefill_s.empty()) {
           const double t = median(prefill_s);
           const double tokens = static_cast<double>(batch * a->prompt);
           const double layer_apps = static_cast<double>(c.n_layers_in_prelude + c.n_layers_in_coda + c.n_layers_in_recurrent_block * r);
-          const double flops = matmul_flops_per_token(*model, r) * tokens +
+          const double flops = matmul_flops_per_token(*model, r) * tokens + head_flops(*model) * static_cast<double>(batch) +
                                static_cast<double>(batch) * layer_apps * attention_flops(c, 0, a->prompt);
           const double gflops = flops / t / 1e9;
-          std::printf("| pp%lld | %lld | %lld | %.2f | %.1f | | | %.1f | %s | %.0f |\n", static_cast<long long>(a->prompt),
+          std::printf("| %s | pp%lld | %lld | %lld | %.2f | %.1f | | | %.1f | %s | %.0f |\n", type.c_str(), static_cast<long long>(a->prompt),
                       static_cast<long long>(r), static_cast<long long>(batch), tokens / t, t * 1e3, gflops,
                       fma > 0 ? (std::to_string(static_cast<int>(100.0 * gflops / fma + 0.5)) + "%").c_str() : "",
                       cpu_pct);
         }
         const double t = median(decode_s);
         const double gbs = static_cast<double>(model->weight_bytes_per_token(r)) / t / 1e9;
-        const double gflops = matmul_flops_per_token(*model, r) * static_cast<double>(batch) / t / 1e9;
-        std::printf("| tg%lld | %lld | %lld | %.3f | %.1f | %.1f | %s | %.1f | | %.0f |\n", static_cast<long long>(a->gen),
+        const double gflops = (matmul_flops_per_token(*model, r) + head_flops(*model)) * static_cast<double>(batch) / t / 1e9;
+        std::printf("| %s | tg%lld | %lld | %lld | %.3f | %.1f | %.1f | %s | %.1f | | %.0f |\n", type.c_str(), static_cast<long long>(a->gen),
                     static_cast<long long>(r), static_cast<long long>(batch), static_cast<double>(batch) / t, t * 1e3, gbs,
                     bw > 0 ? (std::to_string(static_cast<int>(100.0 * gbs / bw + 0.5)) + "%").c_str() : "", gflops, cpu_pct);
         std::fflush(stdout);
       }
     }
-    std::printf("\npeak RSS: %.2f GB (weights %.2f GB)\n", peak_rss_gb(), static_cast<double>(model->weight_bytes()) / 1e9);
+    std::printf("\npeak RSS: %.2f GB (weights %.2f GB + largest KV cache %.3f GB)\n", peak_rss_gb(),
+                static_cast<double>(model->weight_bytes()) / 1e9, static_cast<double>(kv_bytes) / 1e9);
   });
 }
 

@@ -32,7 +32,7 @@ struct GenArgs {
   double exit_threshold = 0;
   int top_k = 0, threads = 0;
   uint64_t seed = 0;
-  bool greedy = false, continuous = false, json = false, preallocate = false, stats = false;
+  bool greedy = false, continuous = false, json = false, preallocate = false, stats = false, huge_pages = false;
   std::vector<std::string> stops;
 };
 
@@ -62,6 +62,7 @@ void add_common_options(CLI::App* cmd, GenArgs& a) {
   cmd->add_option("--stop", a.stops, "stop string (repeatable)");
   cmd->add_flag("--stats", a.stats, "print tokens, steps per token, speed and cache size to stderr");
   cmd->add_option("-t,--threads", a.threads, "threads (default: all cores)");
+  cmd->add_flag("--hugepages", a.huge_pages, "copy the weights into 2 MiB pages at load instead of mapping the file");
 }
 
 // Builds the options from generation_config.json and the flags.
@@ -168,7 +169,7 @@ void setup_generate(CLI::App& app) {
     if (!cmd->count("--max-new-tokens")) o.max_new_tokens = gc.resolve_max_new_tokens(static_cast<int64_t>(prompt.size()), 256);
     else if (a->max_new < 0) throw Error("--max-new-tokens must be >= 0");
     else o.max_new_tokens = a->max_new;
-    auto m = Model::load(a->model);
+    auto m = Model::load(a->model, LoadOptions{false, a->huge_pages});
     check_prompt(prompt, m->config());
     Engine engine(*m, {a->threads});
     StreamCallbacks cb;
@@ -227,7 +228,7 @@ void setup_chat(CLI::App& app) {
     }
     auto tok = load_tokenizer(a->model, true, "chat needs");
     auto tmpl = ChatTemplate::from_model_dir(a->model);
-    auto m = Model::load(a->model);
+    auto m = Model::load(a->model, LoadOptions{false, a->huge_pages});
     Engine engine(*m, {a->threads});
     o.cancel = &g_interrupt;
     Session session(engine, o, tok.get());
