@@ -154,12 +154,19 @@ void float_chunk(const FloatArgs& A, int64_t b, int64_t e, int64_t n) {
 // ---------------------------------------------------------------------------
 // Quantized weights, small n, int8 activations.
 
+// Q4_0 activations re-laid out per block pair (see q4_pairs).
+struct Q4Acts {
+  const int8_t* qp;     // [n][cols], pair-interleaved
+  const int32_t* sub8;  // [n][nb / 2][8]
+};
+
 struct QuantArgs {
   const std::byte* W;
   size_t row_bytes;
   int64_t rows, nb;
   const QuantizedActs* xa;
   float* Y;
+  const Q4Acts* q4 = nullptr;  // Q4_0 only
 };
 
 template <int R, int T>
@@ -191,72 +198,142 @@ inline void q8_tile(const QuantArgs& A, int64_t r0, int64_t t0) {
     for (int t = 0; t < T; ++t) A.Y[(t0 + t) * A.rows + r0 + r] = hsum(acc[r][t]);
 }
 
+// Q4_0, two blocks per step. The activations of each block pair (A, B) are
+// re-laid out as [A0..15 B0..15 | A16..31 B16..31] (prepare_q4_acts), so the
+// pair's nibbles, loaded as [qA | qB], give both blocks' low halves with one
+// AND and both high halves with one shift + AND; maddubs of the two halves
+// are summed in int16 (|q x| <= 15 * 127 * 2 per half: no overflow) and one
+// madd leaves block A in int32 lanes 0-3 and B in 4-7. The "- 8 sum x" of
+// each block is one precomputed int32 lane per block (sub8), and the scales
+// of 8 blocks are converted at once, times the activation scales, then
+// spread to lanes with one permute. About 8 uops per block-row instead of 14
+// with a scale convert and broadcast per block.
+// f32 scales of blocks b[0..cnt) (cnt <= 8, 18 bytes apart), zero above.
+template <bool Full>
+inline __m256 q4_scales8(const quant::BlockQ4_0* b, int cnt) {
+  if constexpr (Full) {
+    __m128i h = _mm_cvtsi32_si128(b[0].d);
+    h = _mm_insert_epi16(h, b[1].d, 1), h = _mm_insert_epi16(h, b[2].d, 2), h = _mm_insert_epi16(h, b[3].d, 3);
+    h = _mm_insert_epi16(h, b[4].d, 4), h = _mm_insert_epi16(h, b[5].d, 5), h = _mm_insert_epi16(h, b[6].d, 6);
+    h = _mm_insert_epi16(h, b[7].d, 7);
+    return _mm256_cvtph_ps(h);
+  } else {
+    alignas(16) uint16_t h[8] = {};
+    for (int i = 0; i < cnt; ++i) h[i] = b[i].d;
+    return _mm256_cvtph_ps(_mm_load_si128(reinterpret_cast<const __m128i*>(h)));
+  }
+}
+
+thread_local std::vector<float> g_q4_scales;
+
 template <int R, int T>
-inline void q4_tile(const QuantArgs& A, int64_t r0, int64_t t0) {
+inline void q4_pairs(const QuantArgs& A, const Q4Acts& P, int64_t r0, int64_t t0) {
   using quant::BlockQ4_0;
   const BlockQ4_0* w[R];
   for (int r = 0; r < R; ++r) w[r] = reinterpret_cast<const BlockQ4_0*>(A.W + static_cast<size_t>(r0 + r) * A.row_bytes);
-  const int64_t cols = A.nb * 32;
-  const int8_t* xq = A.xa->q + t0 * cols;
-  const float* xd = A.xa->d + t0 * A.nb;
-  const int32_t* xs = A.xa->sum + t0 * A.nb;
+  const int64_t nb = A.nb, cols = nb * 32, paired = nb / 2 * 2, full = paired / 8 * 8;
   const __m256i ones = _mm256_set1_epi16(1), m4 = _mm256_set1_epi8(0x0f);
+  // Pass 1: every block's combined scale dw * dx, [R][T][paired]. A separate
+  // pass because the 8-insert gather per group is a long dependency chain that
+  // the main loop could not hide.
+  const int64_t stride = (paired + 7) / 8 * 8;
+  float* sc = scratch(g_q4_scales, static_cast<size_t>(R * T * stride));
+  for (int r = 0; r < R; ++r)
+    for (int64_t g = 0; g < paired; g += 8) {
+      const __m256 dw = g < full ? q4_scales8<true>(w[r] + g, 8) : q4_scales8<false>(w[r] + g, static_cast<int>(paired - g));
+      for (int t = 0; t < T; ++t) {
+        alignas(32) float dx[8] = {};
+        const float* src = A.xa->d + (t0 + t) * nb + g;
+        __m256 x;
+        if (g < full) {
+          x = _mm256_loadu_ps(src);
+        } else {
+          for (int64_t i = 0; i < paired - g; ++i) dx[i] = src[i];
+          x = _mm256_load_ps(dx);
+        }
+        _mm256_storeu_ps(sc + (r * T + t) * stride + g, _mm256_mul_ps(dw, x));
+      }
+    }
+  // Pass 2: the dot products, two blocks per step.
   __m256 acc[R][T];
   for (int r = 0; r < R; ++r)
     for (int t = 0; t < T; ++t) acc[r][t] = _mm256_setzero_ps();
-  for (int64_t bi = 0; bi < A.nb; ++bi) {
+  const __m256i lanes = _mm256_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1);
+  // Pass 2 runs from L1/L2; meanwhile fetch the next tile's rows (contiguous
+  // after these) so DRAM does not idle until its pass 1.
+  const char* next = reinterpret_cast<const char*>(A.W + static_cast<size_t>(r0 + R) * A.row_bytes);
+  const int64_t next_lines = r0 + 2 * R <= A.rows ? static_cast<int64_t>(R * A.row_bytes / 64) : 0;
+  const int64_t steps = std::max<int64_t>(1, paired / 2);
+  int64_t pf = 0;
+  for (int64_t j = 0; j < paired; j += 2) {
+    const int64_t pair = j / 2;
+    for (const int64_t until = next_lines * (pair + 1) / steps; pf < until; ++pf) _mm_prefetch(next + pf * 64, _MM_HINT_T0);
+    for (int r = 0; r < R; ++r) {
+      const __m256i v = _mm256_loadu2_m128i(reinterpret_cast<const __m128i*>(w[r][j + 1].q),
+                                            reinterpret_cast<const __m128i*>(w[r][j].q));
+      const __m256i lo = _mm256_and_si256(v, m4), hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
+      for (int t = 0; t < T; ++t) {
+        const int8_t* x = P.qp + (t0 + t) * cols + pair * 64;
+        const __m256i p16 = _mm256_add_epi16(_mm256_maddubs_epi16(lo, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x))),
+                                             _mm256_maddubs_epi16(hi, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + 32))));
+        const __m256i s = _mm256_sub_epi32(
+            _mm256_madd_epi16(p16, ones),
+            _mm256_loadu_si256(reinterpret_cast<const __m256i*>(P.sub8 + ((t0 + t) * (nb / 2) + pair) * 8)));
+        // [scale A x4, scale B x4] from the two consecutive floats.
+        const __m256 scale = _mm256_permutevar8x32_ps(
+            _mm256_castps128_ps256(_mm_castpd_ps(_mm_load_sd(reinterpret_cast<const double*>(sc + (r * T + t) * stride + j)))),
+            lanes);
+        acc[r][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), scale, acc[r][t]);
+      }
+    }
+  }
+  float out[R][T];
+  for (int r = 0; r < R; ++r)
+    for (int t = 0; t < T; ++t) out[r][t] = hsum(acc[r][t]);
+  if (nb % 2) {  // last block alone, natural activation layout
+    const int64_t bi = nb - 1;
     for (int r = 0; r < R; ++r) {
       const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(w[r][bi].q));
       const __m256i q = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(v, 4), v), m4);
       const float dw = _cvtsh_ss(w[r][bi].d);
       for (int t = 0; t < T; ++t) {
-        const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq + t * cols + bi * 32));
-        // sum (q - 8) x = sum q x - 8 sum x; each of the 8 lanes takes one sum x.
-        const __m256i s = _mm256_sub_epi32(_mm256_madd_epi16(_mm256_maddubs_epi16(q, x), ones),
-                                           _mm256_set1_epi32(xs[t * A.nb + bi]));
-        acc[r][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_set1_ps(dw * xd[t * A.nb + bi]), acc[r][t]);
+        const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(A.xa->q + (t0 + t) * cols + bi * 32));
+        const __m256i s = _mm256_madd_epi16(_mm256_maddubs_epi16(q, x), ones);
+        // Integers below 2^24: exact in float.
+        const float dot = hsum(_mm256_cvtepi32_ps(s)) - 8.0f * static_cast<float>(A.xa->sum[(t0 + t) * nb + bi]);
+        out[r][t] += dot * (dw * A.xa->d[(t0 + t) * nb + bi]);
       }
     }
   }
   for (int r = 0; r < R; ++r)
-    for (int t = 0; t < T; ++t) A.Y[(t0 + t) * A.rows + r0 + r] = hsum(acc[r][t]);
+    for (int t = 0; t < T; ++t) A.Y[(t0 + t) * A.rows + r0 + r] = out[r][t];
 }
 
-// n = 1, 4 rows: named accumulators (arrays made GCC spill them), one
+// Q8_0, n = 1, 4 rows: named accumulators (arrays made GCC spill them), one
 // activation block load shared by the 4 rows.
-template <bool Q4>
-inline void qrows4_n1(const QuantArgs& A, int64_t r0) {
+inline void q8rows4_n1(const QuantArgs& A, int64_t r0) {
   const std::byte* base = A.W + static_cast<size_t>(r0) * A.row_bytes;
   const size_t rb = A.row_bytes;
-  constexpr size_t bs = Q4 ? sizeof(quant::BlockQ4_0) : sizeof(quant::BlockQ8_0);
+  constexpr size_t bs = sizeof(quant::BlockQ8_0);
   const int8_t* xq = A.xa->q;
   const float* xd = A.xa->d;
-  const int32_t* xs = A.xa->sum;
-  const __m256i ones = _mm256_set1_epi16(1), m4 = _mm256_set1_epi8(0x0f);
+  const __m256i ones = _mm256_set1_epi16(1);
   __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
-  auto block = [&](const std::byte* blk, __m256i x, __m256i sx, float dx, __m256& acc) {
+  auto block = [&](const std::byte* blk, __m256i x, float dx, __m256& acc) {
     uint16_t h;
     std::memcpy(&h, blk, 2);
-    __m256i s;
-    if constexpr (Q4) {
-      const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + 2));
-      const __m256i q = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(v, 4), v), m4);
-      s = _mm256_sub_epi32(_mm256_madd_epi16(_mm256_maddubs_epi16(q, x), ones), sx);
-    } else {
-      const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 2));
-      s = _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(q, q), _mm256_sign_epi8(x, q)), ones);
-    }
+    const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 2));
+    const __m256i s = _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(q, q), _mm256_sign_epi8(x, q)), ones);
     acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_set1_ps(_cvtsh_ss(h) * dx), acc);
   };
   for (int64_t bi = 0; bi < A.nb; ++bi) {
     const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq + bi * 32));
-    const __m256i sx = Q4 ? _mm256_set1_epi32(xs[bi]) : _mm256_setzero_si256();
     const float dx = xd[bi];
     const std::byte* p = base + bi * bs;
-    block(p, x, sx, dx, a0);
-    block(p + rb, x, sx, dx, a1);
-    block(p + 2 * rb, x, sx, dx, a2);
-    block(p + 3 * rb, x, sx, dx, a3);
+    block(p, x, dx, a0);
+    block(p + rb, x, dx, a1);
+    block(p + 2 * rb, x, dx, a2);
+    block(p + 3 * rb, x, dx, a3);
   }
   A.Y[r0] = hsum(a0), A.Y[r0 + 1] = hsum(a1), A.Y[r0 + 2] = hsum(a2), A.Y[r0 + 3] = hsum(a3);
 }
@@ -264,21 +341,21 @@ inline void qrows4_n1(const QuantArgs& A, int64_t r0) {
 template <bool Q4, int R, int T>
 inline void qtile(const QuantArgs& A, int64_t r0, int64_t t0) {
   if constexpr (Q4)
-    q4_tile<R, T>(A, r0, t0);
+    q4_pairs<R, T>(A, *A.q4, r0, t0);
   else
     q8_tile<R, T>(A, r0, t0);
 }
 
 template <bool Q4, int R>
 inline void quant_rows(const QuantArgs& A, int64_t r0, int64_t n) {
-  if constexpr (R == 4) {
-    if (n == 1) return qrows4_n1<Q4>(A, r0);
+  if constexpr (R == 4 && !Q4) {
+    if (n == 1) return q8rows4_n1(A, r0);
   }
   int64_t t = 0;
-  for (; t + 4 <= n; t += 4) {
-    qtile<Q4, (R > 2 ? 2 : R), 4>(A, r0, t);
-    if constexpr (R > 2) qtile<Q4, 2, 4>(A, r0 + 2, t);
-  }
+  // 4-token tiles one row at a time: with 2 rows x 4 tokens the accumulators
+  // no longer fit in registers and every FMA went through the stack.
+  for (; t + 4 <= n; t += 4)
+    for (int r = 0; r < R; ++r) qtile<Q4, 1, 4>(A, r0 + r, t);
   switch (n - t) {
     case 3: qtile<Q4, R, 3>(A, r0, t); break;
     case 2: qtile<Q4, R, 2>(A, r0, t); break;
@@ -306,6 +383,23 @@ int64_t row_chunk(int64_t rows, size_t row_bytes, int64_t n, int threads) {
   return std::min(c, cap);
 }
 
+// Builds the Q4 pair layout from quantized activations (natural layout).
+void prepare_q4_acts(const QuantizedActs& qa, int64_t n, int64_t cols, int8_t* qp, int32_t* sub8) {
+  const int64_t nb = cols / 32;
+  for (int64_t t = 0; t < n; ++t)
+    for (int64_t k = 0; k < nb / 2; ++k) {
+      const int8_t* a = qa.q + t * cols + k * 64;
+      int8_t* o = qp + t * cols + k * 64;
+      std::memcpy(o, a, 16), std::memcpy(o + 16, a + 32, 16);
+      std::memcpy(o + 32, a + 16, 16), std::memcpy(o + 48, a + 48, 16);
+      int32_t* v = sub8 + (t * (nb / 2) + k) * 8;
+      for (int i = 0; i < 8; ++i) v[i] = 0;
+      v[0] = 8 * qa.sum[t * nb + 2 * k], v[4] = 8 * qa.sum[t * nb + 2 * k + 1];
+    }
+}
+
+thread_local std::vector<int8_t> g_qp;
+thread_local std::vector<int32_t> g_sub8;
 thread_local std::vector<float> g_xp;
 thread_local std::vector<int8_t> g_xq;
 thread_local std::vector<float> g_xd;
@@ -361,8 +455,15 @@ void matmul_small(ThreadPool& pool, const TensorView& W, const float* X, int64_t
     QuantizedActs qa{n, cols, scratch(g_xq, static_cast<size_t>(n * cols) + 32), scratch(g_xd, static_cast<size_t>(n * nb)),
                      scratch(g_xs, static_cast<size_t>(n * nb))};
     quantize_acts(X, n, cols, qa);
-    const QuantArgs A{W.data, row_bytes, rows, nb, &qa, Y};
     const bool q4 = W.dtype == DType::Q4_0;
+    Q4Acts q4a{nullptr, nullptr};
+    if (q4) {
+      int8_t* qp = scratch(g_qp, static_cast<size_t>(n * cols));
+      int32_t* sub8 = scratch(g_sub8, static_cast<size_t>(n * (nb / 2) * 8 + 8));
+      prepare_q4_acts(qa, n, cols, qp, sub8);
+      q4a = {qp, sub8};
+    }
+    const QuantArgs A{W.data, row_bytes, rows, nb, &qa, Y, &q4a};
     pool.parallel_for(rows, chunk, [&](int64_t b, int64_t e, int) {
       if (q4)
         quant_chunk<true>(A, b, e, n);
