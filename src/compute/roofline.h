@@ -12,11 +12,15 @@ struct BandwidthResult {
 };
 
 // Reads a `bytes` anonymous buffer (asking for 2 MiB pages when huge_pages)
-// with `threads` threads, `repeats` times; returns the median rate.
-BandwidthResult measure_read_bandwidth(size_t bytes, int threads, bool huge_pages, int repeats = 5);
+// with `threads` threads, `repeats` times; returns the best rate. The best,
+// not the median: on a shared machine a neighbour only ever lowers a sample,
+// and a roofline is what the hardware can do (shares against it are then
+// conservative).
+BandwidthResult measure_read_bandwidth(size_t bytes, int threads, bool huge_pages, int repeats = 7);
 
 // FP32 fused multiply-add throughput (GFLOP/s, 2 FLOP per FMA lane) with
-// `threads` threads, using the widest FMA instructions this CPU has.
+// `threads` threads, using the widest FMA instructions this CPU has; the
+// best of several short runs, for the same reason.
 double measure_fma_peak_gflops(int threads);
 
 }  // namespace huginn
