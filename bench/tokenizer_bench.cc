@@ -19,17 +19,11 @@
 #include <vector>
 
 #include "huginn/tokenizer.h"
+#include "golden_dir.h"
 
 namespace {
 
-std::string golden_dir() {
-  if (const char* e = std::getenv("HUGINN_GOLDEN_DIR")) return e;
-#ifdef HUGINN_GOLDEN_DIR
-  return HUGINN_GOLDEN_DIR;
-#else
-  return "../shared/golden";
-#endif
-}
+using huginn::test::golden_dir;
 
 std::string slurp(const std::string& path) {
   std::ifstream f(path, std::ios::binary);

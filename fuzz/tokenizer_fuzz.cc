@@ -18,17 +18,11 @@
 
 #include "huginn/error.h"
 #include "huginn/tokenizer.h"
+#include "golden_dir.h"
 
 namespace {
 
-std::string golden_dir() {
-  if (const char* e = std::getenv("HUGINN_GOLDEN_DIR")) return e;
-#ifdef HUGINN_GOLDEN_DIR
-  return HUGINN_GOLDEN_DIR;
-#else
-  return "../shared/golden";
-#endif
-}
+using huginn::test::golden_dir;
 
 const std::vector<huginn::Tokenizer>& golden() {
   static const std::vector<huginn::Tokenizer> toks = [] {

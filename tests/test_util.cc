@@ -11,8 +11,6 @@
 
 namespace huginn::test {
 
-std::string golden_dir() { return HUGINN_GOLDEN_DIR; }
-
 std::string cli_path() {
 #ifdef HUGINN_CLI
   return HUGINN_CLI;

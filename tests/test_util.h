@@ -5,10 +5,10 @@
 #include <string>
 #include <vector>
 
+#include "golden_dir.h"  // golden_dir(): ../shared/golden, or $HUGINN_GOLDEN_DIR
+
 namespace huginn::test {
 
-// ../shared/golden, resolved at configure time.
-std::string golden_dir();
 // Path of the built `huginn` executable.
 std::string cli_path();
 
