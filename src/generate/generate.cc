@@ -226,7 +226,7 @@ struct SeqRun {
 class Runner {
  public:
   Runner(Engine& engine, const GenerateOptions& opts, const Tokenizer* tok, const StreamCallbacks& cb)
-      : engine_(engine), opts_(opts), tok_(tok), cb_(cb), c_(engine.model().config()) {
+      : engine_(engine), opts_(opts), cb_(cb), c_(engine.model().config()) {
     stops_.insert(std::begin(kBuiltinStops), std::end(kBuiltinStops));
     stops_.insert(opts.stop_ids.begin(), opts.stop_ids.end());
     if (!opts.stop_strings.empty() && !tok)
@@ -409,7 +409,6 @@ class Runner {
 
   Engine& engine_;
   const GenerateOptions& opts_;
-  const Tokenizer* tok_;
   const StreamCallbacks& cb_;
   const ModelConfig& c_;
   std::set<int32_t> stops_;

@@ -18,12 +18,6 @@ inline float hsum(__m256 v) {
   return _mm_cvtss_f32(s);
 }
 
-inline float f16(const std::byte* p) {
-  uint16_t h;
-  std::memcpy(&h, p, 2);
-  return _cvtsh_ss(h);
-}
-
 // Scratch that grows and is reused (one per thread).
 template <typename T>
 T* scratch(std::vector<T>& v, size_t n) {
