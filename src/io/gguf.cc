@@ -146,10 +146,15 @@ GgufFile parse_gguf(std::span<const std::byte> bytes, const std::string& src) {
     uint32_t nd = c.read<uint32_t>("tensor dims");
     if (nd == 0 || nd > 4) throw Error(src + ": tensor '" + in.name + "' has " + std::to_string(nd) + " dimensions");
     std::vector<int64_t> ne;
+    int64_t elements = 1;
     for (uint32_t d = 0; d < nd; ++d) {
       uint64_t v = c.read<uint64_t>("tensor dim");
       if (v == 0 || v > (uint64_t{1} << 40)) throw Error(src + ": tensor '" + in.name + "' has an invalid dimension");
       ne.push_back(static_cast<int64_t>(v));
+      // Every later size computation multiplies dims in int64: refuse shapes whose
+      // element count does not fit (no real tensor comes close).
+      if (__builtin_mul_overflow(elements, static_cast<int64_t>(v), &elements))
+        throw Error(src + ": tensor '" + in.name + "' is too large");
     }
     in.shape.assign(ne.rbegin(), ne.rend());  // GGUF lists the fastest-varying dim first
     uint32_t t = c.read<uint32_t>("tensor type");

@@ -78,6 +78,12 @@ TEST(Gguf, MalformedFilesGiveErrors) {
   auto big = good;
   for (int i = 8; i < 16; ++i) big[static_cast<size_t>(i)] = std::byte{0xff};
   EXPECT_NE(expect_error(big).find("implausible"), std::string::npos);
+  // Found by gguf_fuzz: two dims of 2^36 and 2^40, each allowed, whose product
+  // overflowed int64 in numel() (UB) before the size checks ran.
+  const unsigned char overflow[] = {71, 71, 85, 70, 3, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 20, 0, 0, 0, 0, 0, 0, 0, 103, 101, 110, 101, 114, 97, 108, 46, 97, 114, 99, 104, 105, 116, 101, 99, 116, 117, 114, 101, 8, 0, 0, 0, 6, 0, 0, 0, 0, 0, 0, 0, 104, 117, 103, 105, 110, 110, 1, 0, 0, 0, 0, 0, 0, 0, 116, 2, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 20, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 4, 0, 0, 8, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0};
+  std::vector<std::byte> ov(sizeof overflow);
+  std::memcpy(ov.data(), overflow, sizeof overflow);
+  EXPECT_NE(expect_error(ov).find("tensor 't' is too large"), std::string::npos) << expect_error(ov);
 }
 
 }  // namespace
