@@ -79,15 +79,13 @@ GgufValue read_value(Cursor& c, uint32_t type, const std::string& src, const std
         return v;
       }
       if (et == kArray) throw Error(src + ": metadata '" + key + "' nested arrays are not supported");
-      std::vector<int64_t> v;
-      for (uint64_t i = 0; i < n; ++i) {
-        if (et == kF32 || et == kF64) {
-          double d = et == kF32 ? c.read<float>("value") : c.read<double>("value");
-          v.push_back(static_cast<int64_t>(d));
-        } else {
-          v.push_back(read_int_scalar(c, et, src, key));
-        }
+      if (et == kF32 || et == kF64) {
+        std::vector<double> v;
+        for (uint64_t i = 0; i < n; ++i) v.push_back(et == kF32 ? c.read<float>("value") : c.read<double>("value"));
+        return v;
       }
+      std::vector<int64_t> v;
+      for (uint64_t i = 0; i < n; ++i) v.push_back(read_int_scalar(c, et, src, key));
       return v;
     }
     default: return read_int_scalar(c, type, src, key);
@@ -248,6 +246,11 @@ void write_gguf(const std::string& path, const std::map<std::string, GgufValue>&
       u32(kString);
       u64(as->size());
       for (const auto& x : *as) str(x);
+    } else if (auto* ad = std::get_if<std::vector<double>>(&v)) {
+      u32(kArray);
+      u32(kF64);
+      u64(ad->size());
+      for (auto x : *ad) put(&x, 8);
     }
   }
   uint64_t offset = 0;

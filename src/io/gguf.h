@@ -21,7 +21,10 @@
 namespace huginn {
 
 // A metadata value: integers are widened, arrays hold scalars or strings.
-using GgufValue = std::variant<int64_t, uint64_t, double, bool, std::string, std::vector<int64_t>, std::vector<std::string>>;
+// Float arrays are kept as doubles (not cast to integers: out-of-range values
+// would be undefined and in-range ones silently truncated).
+using GgufValue = std::variant<int64_t, uint64_t, double, bool, std::string, std::vector<int64_t>, std::vector<std::string>,
+                               std::vector<double>>;
 
 struct GgufFile {
   uint32_t version = 3;

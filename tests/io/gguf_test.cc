@@ -86,5 +86,18 @@ TEST(Gguf, MalformedFilesGiveErrors) {
   EXPECT_NE(expect_error(ov).find("tensor 't' is too large"), std::string::npos) << expect_error(ov);
 }
 
+// Found by gguf_fuzz: a float array holding 7e22 was cast to int64 (UB). Float
+// arrays are now kept as doubles; this input then fails later, cleanly.
+TEST(Gguf, FloatArraysKeepTheirValues) {
+  const unsigned char fuzz[] = {71, 71, 85, 70, 3, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 20, 0, 0, 0, 0, 0, 0, 0, 103, 101, 110, 97, 114, 97, 108, 46, 97, 114, 99, 104, 105, 116, 101, 99, 116, 117, 114, 1, 9, 0, 0, 0, 6, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 64, 0, 0, 0, 0, 0, 0, 0, 20, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 103, 101, 110, 101, 114, 97, 108, 46, 0, 0, 0, 6, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0};
+  std::vector<std::byte> in(sizeof fuzz);
+  std::memcpy(in.data(), fuzz, sizeof fuzz);
+  EXPECT_NE(expect_error(in).find("bad.gguf"), std::string::npos);
+  std::string path = test::temp_dir() + "/f.gguf";
+  write_gguf(path, {{"x.floats", std::vector<double>{0.5, -7e22, 3.25}}}, {});
+  auto g = parse_gguf(read_bytes(path), path);
+  EXPECT_EQ(std::get<std::vector<double>>(g.metadata.at("x.floats")), (std::vector<double>{0.5, -7e22, 3.25}));
+}
+
 }  // namespace
 }  // namespace huginn
