@@ -6,17 +6,11 @@
 #include <vector>
 
 #include "compute/cpu/kernels_avx2.h"
+#include "compute/cpu/simd_avx2.h"
 #include "compute/quant.h"
 
 namespace huginn::cpu::avx2 {
 namespace {
-
-inline float hsum(__m256 v) {
-  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-  s = _mm_add_ss(s, _mm_movehdup_ps(s));
-  return _mm_cvtss_f32(s);
-}
 
 // Scratch that grows and is reused (one per thread).
 template <typename T>
