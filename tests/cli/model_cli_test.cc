@@ -133,6 +133,10 @@ TEST(CliCompare, ReportsDriftOfAQuantizedModel) {
   EXPECT_NE(bad.err.find("compare: models differ in shape"), std::string::npos) << bad.err;
   bad = run_cli({"compare", "-m", tiny(), "--with", d, "--tokens", "0"});
   EXPECT_NE(bad.err.find("--tokens must be positive"), std::string::npos) << bad.err;
+  bad = run_cli({"compare", "-m", tiny(), "--with", d, "--steps", "0"});
+  EXPECT_NE(bad.err.find("--steps must be positive"), std::string::npos) << bad.err;
+  bad = run_cli({"compare", "-m", tiny(), "--with", d, "--ids", "1,x"});
+  EXPECT_NE(bad.err.find("'x' is not an integer"), std::string::npos) << bad.err;
 }
 
 TEST(CliBench, ReportsATable) {
