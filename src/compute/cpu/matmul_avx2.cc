@@ -144,8 +144,8 @@ void float_chunk(const FloatArgs& A, int64_t b, int64_t e, int64_t n) {
 
 // Q4_0 activations re-laid out per block pair (see q4_pairs).
 struct Q4Acts {
-  const int8_t* qp;     // [n][cols], pair-interleaved
-  const int32_t* sub8;  // [n][nb / 2][8]
+  const int8_t* qp;   // [n][cols], pair-interleaved
+  const float* sub8;  // [n][nb]: 8 * dx * sum(x) of each block
 };
 
 struct QuantArgs {
@@ -191,12 +191,11 @@ inline void q8_tile(const QuantArgs& A, int64_t r0, int64_t t0) {
 // pair's nibbles, loaded as [qA | qB], give both blocks' low halves with one
 // AND and both high halves with one shift + AND; maddubs of the two halves
 // are summed in int16 (|q x| <= 15 * 127 * 2 per half: no overflow) and one
-// madd leaves block A in int32 lanes 0-3 and B in 4-7. The "- 8 sum x" of
-// each block is one precomputed int32 lane per block (sub8), and the scales
-// of 8 blocks are converted at once, times the activation scales, then
-// spread to lanes with one permute. About 10 uops per block-row instead of
-// 14 with a scale convert and broadcast per block (measured end to end:
-// 10.7-10.9 -> 12.2-13.5 GB/s of Q4_0 decode, docs/PERFORMANCE.md).
+// madd leaves block A in int32 lanes 0-3 and B in 4-7.
+// The weights are q - 8, so each block also owes dw * dx * 8 * sum(x); that
+// term does not depend on the nibbles, so it is a dot product of the row's
+// scales with a per-token vector (sub8), done 8 blocks at a time in pass 1
+// instead of an int32 load and subtract per block pair and token.
 // f32 scales of blocks b[0..cnt) (cnt <= 8, 18 bytes apart), zero above.
 template <bool Full>
 inline __m256 q4_scales8(const quant::BlockQ4_0* b, int cnt) {
@@ -213,6 +212,13 @@ inline __m256 q4_scales8(const quant::BlockQ4_0* b, int cnt) {
   }
 }
 
+// Up to 8 floats from p (cnt < 8 pads with zeros).
+inline __m256 load_partial8(const float* p, int64_t cnt) {
+  alignas(32) float v[8] = {};
+  for (int64_t i = 0; i < cnt; ++i) v[i] = p[i];
+  return _mm256_load_ps(v);
+}
+
 thread_local std::vector<float> g_q4_scales;
 
 template <int R, int T>
@@ -223,63 +229,65 @@ inline void q4_pairs(const QuantArgs& A, const Q4Acts& P, int64_t r0, int64_t t0
   const int64_t nb = A.nb, cols = nb * 32, paired = nb / 2 * 2, full = paired / 8 * 8;
   const __m256i ones = _mm256_set1_epi16(1), m4 = _mm256_set1_epi8(0x0f);
   // Pass 1: every block's combined scale dw * dx, [R][T][paired], kept out of
-  // the pair loop (the 8-insert gather is a long dependency chain). This pass
-  // touches every line of the tile, so it is where DRAM misses land; pass 2
-  // reads from L1/L2.
+  // the pair loop (the 8-insert gather is a long dependency chain), and the
+  // "- 8 sum x" correction. This pass touches every line of the tile, so it
+  // is where DRAM misses land; pass 2 reads from L1/L2.
   const int64_t stride = (paired + 7) / 8 * 8;
   float* sc = scratch(g_q4_scales, static_cast<size_t>(R * T * stride));
-  for (int r = 0; r < R; ++r)
+  float out[R][T];
+  for (int r = 0; r < R; ++r) {
+    __m256 corr[T];
+    for (int t = 0; t < T; ++t) corr[t] = _mm256_setzero_ps();
     for (int64_t g = 0; g < paired; g += 8) {
-      const __m256 dw = g < full ? q4_scales8<true>(w[r] + g, 8) : q4_scales8<false>(w[r] + g, static_cast<int>(paired - g));
+      const bool whole = g < full;
+      const __m256 dw = whole ? q4_scales8<true>(w[r] + g, 8) : q4_scales8<false>(w[r] + g, static_cast<int>(paired - g));
       for (int t = 0; t < T; ++t) {
-        alignas(32) float dx[8] = {};
-        const float* src = A.xa->d + (t0 + t) * nb + g;
-        __m256 x;
-        if (g < full) {
-          x = _mm256_loadu_ps(src);
-        } else {
-          for (int64_t i = 0; i < paired - g; ++i) dx[i] = src[i];
-          x = _mm256_load_ps(dx);
-        }
-        _mm256_storeu_ps(sc + (r * T + t) * stride + g, _mm256_mul_ps(dw, x));
+        const float* d = A.xa->d + (t0 + t) * nb + g;
+        const float* s8 = P.sub8 + (t0 + t) * nb + g;
+        const __m256 dx = whole ? _mm256_loadu_ps(d) : load_partial8(d, paired - g);
+        const __m256 sx = whole ? _mm256_loadu_ps(s8) : load_partial8(s8, paired - g);
+        _mm256_storeu_ps(sc + (r * T + t) * stride + g, _mm256_mul_ps(dw, dx));
+        corr[t] = _mm256_fmadd_ps(dw, sx, corr[t]);
       }
     }
+    for (int t = 0; t < T; ++t) out[r][t] = -hsum(corr[t]);
+  }
   // Pass 2: the dot products, two blocks per step.
   __m256 acc[R][T];
   for (int r = 0; r < R; ++r)
     for (int t = 0; t < T; ++t) acc[r][t] = _mm256_setzero_ps();
-  const __m256i lanes = _mm256_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1);
   // Pass 2 runs from L1/L2; meanwhile fetch the next tile's rows (contiguous
-  // after these) so DRAM does not idle until its pass 1.
+  // after these) so DRAM does not idle until its pass 1. Spread evenly over
+  // the pairs with a running remainder (no division in the loop).
   const char* next = reinterpret_cast<const char*>(A.W + static_cast<size_t>(r0 + R) * A.row_bytes);
   const int64_t next_lines = r0 + 2 * R <= A.rows ? static_cast<int64_t>(R * A.row_bytes / 64) : 0;
   const int64_t steps = std::max<int64_t>(1, paired / 2);
-  int64_t pf = 0;
+  int64_t owed = 0;
+  const char* pf = next;
+  const int8_t* xt[T];
+  const float* st[R][T];
+  for (int t = 0; t < T; ++t) xt[t] = P.qp + (t0 + t) * cols;
+  for (int r = 0; r < R; ++r)
+    for (int t = 0; t < T; ++t) st[r][t] = sc + (r * T + t) * stride;
   for (int64_t j = 0; j < paired; j += 2) {
-    const int64_t pair = j / 2;
-    for (const int64_t until = next_lines * (pair + 1) / steps; pf < until; ++pf) _mm_prefetch(next + pf * 64, _MM_HINT_T0);
+    for (owed += next_lines; owed >= steps; owed -= steps, pf += 64) _mm_prefetch(pf, _MM_HINT_T0);
     for (int r = 0; r < R; ++r) {
       const __m256i v = _mm256_loadu2_m128i(reinterpret_cast<const __m128i*>(w[r][j + 1].q),
                                             reinterpret_cast<const __m128i*>(w[r][j].q));
       const __m256i lo = _mm256_and_si256(v, m4), hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
       for (int t = 0; t < T; ++t) {
-        const int8_t* x = P.qp + (t0 + t) * cols + pair * 64;
+        const int8_t* x = xt[t] + j * 32;
         const __m256i p16 = _mm256_add_epi16(_mm256_maddubs_epi16(lo, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x))),
                                              _mm256_maddubs_epi16(hi, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + 32))));
-        const __m256i s = _mm256_sub_epi32(
-            _mm256_madd_epi16(p16, ones),
-            _mm256_loadu_si256(reinterpret_cast<const __m256i*>(P.sub8 + ((t0 + t) * (nb / 2) + pair) * 8)));
-        // [scale A x4, scale B x4] from the two consecutive floats.
-        const __m256 scale = _mm256_permutevar8x32_ps(
-            _mm256_castps128_ps256(_mm_castpd_ps(_mm_load_sd(reinterpret_cast<const double*>(sc + (r * T + t) * stride + j)))),
-            lanes);
-        acc[r][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), scale, acc[r][t]);
+        // [scale A x4, scale B x4]: two broadcasts from memory and one insert.
+        const __m256 scale = _mm256_insertf128_ps(_mm256_castps128_ps256(_mm_broadcast_ss(st[r][t] + j)),
+                                                  _mm_broadcast_ss(st[r][t] + j + 1), 1);
+        acc[r][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_madd_epi16(p16, ones)), scale, acc[r][t]);
       }
     }
   }
-  float out[R][T];
   for (int r = 0; r < R; ++r)
-    for (int t = 0; t < T; ++t) out[r][t] = hsum(acc[r][t]);
+    for (int t = 0; t < T; ++t) out[r][t] += hsum(acc[r][t]);
   if (nb % 2) {  // last block alone, natural activation layout
     const int64_t bi = nb - 1;
     for (int r = 0; r < R; ++r) {
@@ -373,23 +381,23 @@ int64_t row_chunk(int64_t rows, size_t row_bytes, int64_t n, int threads) {
   return std::min(c, cap);
 }
 
-// Builds the Q4 pair layout from quantized activations (natural layout).
-void prepare_q4_acts(const QuantizedActs& qa, int64_t n, int64_t cols, int8_t* qp, int32_t* sub8) {
+// Builds the Q4 pair layout from quantized activations (natural layout) and
+// each block's 8 * dx * sum(x) (see q4_pairs).
+void prepare_q4_acts(const QuantizedActs& qa, int64_t n, int64_t cols, int8_t* qp, float* sub8) {
   const int64_t nb = cols / 32;
-  for (int64_t t = 0; t < n; ++t)
+  for (int64_t t = 0; t < n; ++t) {
     for (int64_t k = 0; k < nb / 2; ++k) {
       const int8_t* a = qa.q + t * cols + k * 64;
       int8_t* o = qp + t * cols + k * 64;
       std::memcpy(o, a, 16), std::memcpy(o + 16, a + 32, 16);
       std::memcpy(o + 32, a + 16, 16), std::memcpy(o + 48, a + 48, 16);
-      int32_t* v = sub8 + (t * (nb / 2) + k) * 8;
-      for (int i = 0; i < 8; ++i) v[i] = 0;
-      v[0] = 8 * qa.sum[t * nb + 2 * k], v[4] = 8 * qa.sum[t * nb + 2 * k + 1];
     }
+    for (int64_t b = 0; b < nb; ++b) sub8[t * nb + b] = 8.0f * qa.d[t * nb + b] * static_cast<float>(qa.sum[t * nb + b]);
+  }
 }
 
 thread_local std::vector<int8_t> g_qp;
-thread_local std::vector<int32_t> g_sub8;
+thread_local std::vector<float> g_sub8;
 thread_local std::vector<float> g_xp;
 thread_local std::vector<int8_t> g_xq;
 thread_local std::vector<float> g_xd;
@@ -449,7 +457,7 @@ void matmul_small(ThreadPool& pool, const TensorView& W, const float* X, int64_t
     Q4Acts q4a{nullptr, nullptr};
     if (q4) {
       int8_t* qp = scratch(g_qp, static_cast<size_t>(n * cols));
-      int32_t* sub8 = scratch(g_sub8, static_cast<size_t>(n * (nb / 2) * 8 + 8));
+      float* sub8 = scratch(g_sub8, static_cast<size_t>(n * nb));
       prepare_q4_acts(qa, n, cols, qp, sub8);
       q4a = {qp, sub8};
     }
