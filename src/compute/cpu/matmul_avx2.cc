@@ -12,11 +12,14 @@
 namespace huginn::cpu::avx2 {
 namespace {
 
-// Scratch that grows and is reused (one per thread).
+// Scratch that grows and is reused (one per thread), 64-byte aligned so
+// 32-byte vector loads never straddle two cache lines.
 template <typename T>
 T* scratch(std::vector<T>& v, size_t n) {
-  if (v.size() < n) v.resize(n);
-  return v.data();
+  constexpr size_t pad = 64 / sizeof(T);
+  if (v.size() < n + pad) v.resize(n + pad);
+  const auto addr = reinterpret_cast<uintptr_t>(v.data());
+  return v.data() + ((64 - addr % 64) % 64) / sizeof(T);
 }
 
 // ---------------------------------------------------------------------------
@@ -235,19 +238,29 @@ inline void q4_pairs(const QuantArgs& A, const Q4Acts& P, int64_t r0, int64_t t0
   const int64_t stride = (paired + 7) / 8 * 8;
   float* sc = scratch(g_q4_scales, static_cast<size_t>(R * T * stride));
   float out[R][T];
+  const float* dx[T];
+  const float* sx[T];
+  for (int t = 0; t < T; ++t) dx[t] = A.xa->d + (t0 + t) * nb, sx[t] = P.sub8 + (t0 + t) * nb;
   for (int r = 0; r < R; ++r) {
+    // Pointers held in locals: the may_alias vector stores would otherwise
+    // force a reload of every pointer reached through A after each store.
+    float* so[T];
+    for (int t = 0; t < T; ++t) so[t] = sc + (r * T + t) * stride;
     __m256 corr[T];
     for (int t = 0; t < T; ++t) corr[t] = _mm256_setzero_ps();
-    for (int64_t g = 0; g < paired; g += 8) {
-      const bool whole = g < full;
-      const __m256 dw = whole ? q4_scales8<true>(w[r] + g, 8) : q4_scales8<false>(w[r] + g, static_cast<int>(paired - g));
+    int64_t g = 0;
+    for (; g < full; g += 8) {
+      const __m256 dw = q4_scales8<true>(w[r] + g, 8);
       for (int t = 0; t < T; ++t) {
-        const float* d = A.xa->d + (t0 + t) * nb + g;
-        const float* s8 = P.sub8 + (t0 + t) * nb + g;
-        const __m256 dx = whole ? _mm256_loadu_ps(d) : load_partial8(d, paired - g);
-        const __m256 sx = whole ? _mm256_loadu_ps(s8) : load_partial8(s8, paired - g);
-        _mm256_storeu_ps(sc + (r * T + t) * stride + g, _mm256_mul_ps(dw, dx));
-        corr[t] = _mm256_fmadd_ps(dw, sx, corr[t]);
+        _mm256_storeu_ps(so[t] + g, _mm256_mul_ps(dw, _mm256_loadu_ps(dx[t] + g)));
+        corr[t] = _mm256_fmadd_ps(dw, _mm256_loadu_ps(sx[t] + g), corr[t]);
+      }
+    }
+    if (g < paired) {
+      const __m256 dw = q4_scales8<false>(w[r] + g, static_cast<int>(paired - g));
+      for (int t = 0; t < T; ++t) {
+        _mm256_storeu_ps(so[t] + g, _mm256_mul_ps(dw, load_partial8(dx[t] + g, paired - g)));
+        corr[t] = _mm256_fmadd_ps(dw, load_partial8(sx[t] + g, paired - g), corr[t]);
       }
     }
     for (int t = 0; t < T; ++t) out[r][t] = -hsum(corr[t]);
