@@ -32,6 +32,10 @@ struct EngineOptions {
   int threads = 0;  // 0: one per core
 };
 
+// The thread count every `threads` option means: itself if positive, else
+// one per core (at least 1).
+int resolve_threads(int requested);
+
 // One sequence's part of a call.
 struct SequenceInput {
   std::span<const int32_t> tokens;

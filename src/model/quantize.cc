@@ -8,6 +8,7 @@
 
 #include "compute/quant.h"
 #include "huginn/error.h"
+#include "huginn/engine.h"
 #include "huginn/model.h"
 #include "io/gguf.h"
 
@@ -69,7 +70,7 @@ QuantizeReport quantize_model(const std::string& in, const std::string& out_dir,
   auto model = Model::load(in);
   const ModelConfig& c = model->config();
   const ModelWeights& w = model->weights();
-  const int threads = opts.threads > 0 ? opts.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  const int threads = resolve_threads(opts.threads);
   QuantizeReport rep;
   fs::create_directories(out_dir);
   rep.output = (fs::path(out_dir) / "model.gguf").string();

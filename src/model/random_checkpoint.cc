@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "huginn/error.h"
+#include "huginn/engine.h"
 #include "io/safetensors.h"
 
 namespace huginn {
@@ -137,7 +138,7 @@ void write_random_checkpoint(const std::string& dir_s, const RandomCheckpointOpt
     throw Error("a tokenizer needs vocab_size >= 65536 for Huginn's special token ids; use --no-tokenizer");
   const fs::path dir(dir_s);
   fs::create_directories(dir);
-  const int threads = o.threads > 0 ? o.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  const int threads = resolve_threads(o.threads);
 
   // ---- tensors, in name order as the published files store them ----
   const int64_t E = c.n_embd, I = c.intermediate_size, V = c.vocab_size, H = c.n_heads, D = c.head_dim();

@@ -7,7 +7,6 @@
 #include <cstdio>
 #include <memory>
 #include <random>
-#include <thread>
 #include <string>
 #include <vector>
 
@@ -95,7 +94,7 @@ void setup_bench(CLI::App& app) {
 
     // The probes run before the model loads so that their 1 GiB buffer does
     // not count in the peak RSS reported for the model.
-    const int threads = a->threads > 0 ? a->threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+    const int threads = resolve_threads(a->threads);
     double bw = 0, bw4k = 0, fma = 0;
     if (a->roofline) {
       bw = measure_read_bandwidth(size_t{1} << 30, threads, true).gb_per_s;

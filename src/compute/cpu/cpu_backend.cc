@@ -2,13 +2,13 @@
 #include <algorithm>
 #include <cmath>
 #include <memory>
-#include <thread>
 #include <vector>
 
 #include "compute/backend.h"
 #include "compute/cpu/kernels.h"
 #include "compute/cpu/thread_pool.h"
 #include "huginn/error.h"
+#include "huginn/engine.h"
 
 namespace huginn {
 namespace {
@@ -102,7 +102,7 @@ class CpuBackend final : public Backend {
 
 std::unique_ptr<Backend> make_cpu_backend(const BackendOptions& opts) {
   int threads = opts.threads;
-  if (threads <= 0) threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  threads = resolve_threads(threads);
   if (threads > 64) throw Error("at most 64 threads are supported, got " + std::to_string(threads));
   return std::make_unique<CpuBackend>(threads);
 }

@@ -8,9 +8,11 @@
 #include <cmath>
 #include <cstring>
 #include <random>
+#include <thread>
 #include <vector>
 
 #include "compute/cpu/thread_pool.h"
+#include "huginn/engine.h"
 #include "compute/quant.h"
 
 namespace huginn::cpu {
@@ -212,6 +214,12 @@ TEST(Elementwise, AttentionRowMatchesReference) {
       for (int64_t i = 0; i < d; ++i) ASSERT_NEAR(a[i], b[i], 2e-6f) << d << " " << n << " " << i;
     }
   }
+}
+
+TEST(ThreadPool, ResolveThreads) {
+  EXPECT_EQ(resolve_threads(3), 3);
+  EXPECT_EQ(resolve_threads(0), static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
+  EXPECT_EQ(resolve_threads(-1), resolve_threads(0));
 }
 
 TEST(ThreadPool, CoversEveryItemOnceAndSurvivesManyCalls) {

@@ -3,6 +3,9 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdlib>
+#include <thread>
+
+#include "huginn/engine.h"
 
 #if defined(__linux__)
 #include <linux/futex.h>
@@ -131,6 +134,10 @@ void ThreadPool::parallel_for(int64_t n, int64_t chunk, const std::function<void
     caller_sleeping_.store(false, std::memory_order_relaxed);
   }
   fn_ = nullptr;
+}
+
+int resolve_threads(int requested) {
+  return requested > 0 ? requested : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
 }
 
 }  // namespace huginn
