@@ -189,12 +189,16 @@ inline void q8_tile(const QuantArgs& A, int64_t r0, int64_t t0) {
     for (int t = 0; t < T; ++t) A.Y[(t0 + t) * A.rows + r0 + r] = hsum(acc[r][t]);
 }
 
-// Q4_0, two blocks per step. The activations of each block pair (A, B) are
-// re-laid out as [A0..15 B0..15 | A16..31 B16..31] (prepare_q4_acts), so the
-// pair's nibbles, loaded as [qA | qB], give both blocks' low halves with one
-// AND and both high halves with one shift + AND; maddubs of the two halves
-// are summed in int16 (|q x| <= 15 * 127 * 2 per half: no overflow) and one
-// madd leaves block A in int32 lanes 0-3 and B in 4-7.
+// Q4_0, two blocks per step. The nibbles of a block pair (A, B) are loaded
+// with their 4-byte groups interleaved, [qA0-3 qB0-3 qA4-7 qB4-7 | qA8-11 ...]
+// (two unpacks), and the activations are re-laid out to match once per call
+// (prepare_q4_acts). One AND gives both blocks' low halves and one shift +
+// AND the high halves; maddubs of the two halves are summed in int16
+// (|q x| <= 15 * 127 * 2 per half: no overflow) and one madd leaves block A
+// in the even int32 lanes and B in the odd ones. The pair's two scales are
+// then one 64-bit broadcast from memory: [sA sB sA sB ...]. With A in lanes
+// 0-3 and B in 4-7 instead, the scale vector needed an insert per pair and
+// token, which cost 1.7x in the 4-token tile (standalone loop, L2).
 // The weights are q - 8, so each block also owes dw * dx * 8 * sum(x); that
 // term does not depend on the nibbles, so it is a dot product of the row's
 // scales with a per-token vector (sub8), done 8 blocks at a time in pass 1
@@ -208,18 +212,19 @@ inline __m256 q4_scales8(const quant::BlockQ4_0* b, int cnt) {
     h = _mm_insert_epi16(h, b[4].d, 4), h = _mm_insert_epi16(h, b[5].d, 5), h = _mm_insert_epi16(h, b[6].d, 6);
     h = _mm_insert_epi16(h, b[7].d, 7);
     return _mm256_cvtph_ps(h);
-  } else {
-    alignas(16) uint16_t h[8] = {};
-    for (int i = 0; i < cnt; ++i) h[i] = b[i].d;
-    return _mm256_cvtph_ps(_mm_load_si128(reinterpret_cast<const __m128i*>(h)));
+  } else {  // built in registers, not through a stack array (store forwarding)
+    uint64_t lo = 0, hi = 0;
+    for (int i = 0; i < cnt; ++i) (i < 4 ? lo : hi) |= uint64_t{b[i].d} << (16 * (i % 4));
+    return _mm256_cvtph_ps(_mm_set_epi64x(static_cast<long long>(hi), static_cast<long long>(lo)));
   }
 }
 
-// Up to 8 floats from p (cnt < 8 pads with zeros).
+// The first cnt (< 8) floats at p, zeros above. A masked load: filling a
+// stack array and loading it as a vector stalled on store forwarding, once
+// per row and token, ~10% of the Q4_0 4-token tile.
 inline __m256 load_partial8(const float* p, int64_t cnt) {
-  alignas(32) float v[8] = {};
-  for (int64_t i = 0; i < cnt; ++i) v[i] = p[i];
-  return _mm256_load_ps(v);
+  const __m256i idx = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+  return _mm256_maskload_ps(p, _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(cnt)), idx));
 }
 
 thread_local std::vector<float> g_q4_scales;
@@ -285,16 +290,15 @@ inline void q4_pairs(const QuantArgs& A, const Q4Acts& P, int64_t r0, int64_t t0
   for (int64_t j = 0; j < paired; j += 2) {
     for (owed += next_lines; owed >= steps; owed -= steps, pf += 64) _mm_prefetch(pf, _MM_HINT_T0);
     for (int r = 0; r < R; ++r) {
-      const __m256i v = _mm256_loadu2_m128i(reinterpret_cast<const __m128i*>(w[r][j + 1].q),
-                                            reinterpret_cast<const __m128i*>(w[r][j].q));
+      const __m128i qa = _mm_loadu_si128(reinterpret_cast<const __m128i*>(w[r][j].q));
+      const __m128i qb = _mm_loadu_si128(reinterpret_cast<const __m128i*>(w[r][j + 1].q));
+      const __m256i v = _mm256_set_m128i(_mm_unpackhi_epi32(qa, qb), _mm_unpacklo_epi32(qa, qb));
       const __m256i lo = _mm256_and_si256(v, m4), hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
       for (int t = 0; t < T; ++t) {
         const int8_t* x = xt[t] + j * 32;
         const __m256i p16 = _mm256_add_epi16(_mm256_maddubs_epi16(lo, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x))),
                                              _mm256_maddubs_epi16(hi, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + 32))));
-        // [scale A x4, scale B x4]: two broadcasts from memory and one insert.
-        const __m256 scale = _mm256_insertf128_ps(_mm256_castps128_ps256(_mm_broadcast_ss(st[r][t] + j)),
-                                                  _mm_broadcast_ss(st[r][t] + j + 1), 1);
+        const __m256 scale = _mm256_castpd_ps(_mm256_broadcast_sd(reinterpret_cast<const double*>(st[r][t] + j)));
         acc[r][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_madd_epi16(p16, ones)), scale, acc[r][t]);
       }
     }
@@ -400,10 +404,14 @@ void prepare_q4_acts(const QuantizedActs& qa, int64_t n, int64_t cols, int8_t* q
   const int64_t nb = cols / 32;
   for (int64_t t = 0; t < n; ++t) {
     for (int64_t k = 0; k < nb / 2; ++k) {
-      const int8_t* a = qa.q + t * cols + k * 64;
+      const int8_t* a = qa.q + t * cols + k * 64;  // block A; block B at a + 32
       int8_t* o = qp + t * cols + k * 64;
-      std::memcpy(o, a, 16), std::memcpy(o + 16, a + 32, 16);
-      std::memcpy(o + 32, a + 16, 16), std::memcpy(o + 48, a + 48, 16);
+      // 4-byte group g of each half alternates A and B (see q4_pairs); the
+      // second half holds the elements 16 further on.
+      for (int g = 0; g < 8; ++g) {
+        const int8_t* src = a + (g % 2) * 32 + (g / 2) * 4;
+        std::memcpy(o + 4 * g, src, 4), std::memcpy(o + 32 + 4 * g, src + 16, 4);
+      }
     }
     for (int64_t b = 0; b < nb; ++b) sub8[t * nb + b] = 8.0f * qa.d[t * nb + b] * static_cast<float>(qa.sum[t * nb + b]);
   }
