@@ -303,9 +303,7 @@ inline void q4_pairs(const QuantArgs& A, const Q4Acts& P, int64_t r0, int64_t t0
       }
     }
   }
-  for (int r = 0; r < R; ++r)
-    for (int t = 0; t < T; ++t) out[r][t] += hsum(acc[r][t]);
-  if (nb % 2) {  // last block alone, natural activation layout
+  if (nb % 2) {  // last block alone, natural activation layout, into the same accumulators
     const int64_t bi = nb - 1;
     for (int r = 0; r < R; ++r) {
       const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(w[r][bi].q));
@@ -314,12 +312,14 @@ inline void q4_pairs(const QuantArgs& A, const Q4Acts& P, int64_t r0, int64_t t0
       for (int t = 0; t < T; ++t) {
         const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(A.xa->q + (t0 + t) * cols + bi * 32));
         const __m256i s = _mm256_madd_epi16(_mm256_maddubs_epi16(q, x), ones);
-        // Integers below 2^24: exact in float.
-        const float dot = hsum(_mm256_cvtepi32_ps(s)) - 8.0f * static_cast<float>(A.xa->sum[(t0 + t) * nb + bi]);
-        out[r][t] += dot * (dw * A.xa->d[(t0 + t) * nb + bi]);
+        const float d = dw * A.xa->d[(t0 + t) * nb + bi];
+        acc[r][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_set1_ps(d), acc[r][t]);
+        out[r][t] -= 8.0f * static_cast<float>(A.xa->sum[(t0 + t) * nb + bi]) * d;
       }
     }
   }
+  for (int r = 0; r < R; ++r)
+    for (int t = 0; t < T; ++t) out[r][t] += hsum(acc[r][t]);
   for (int r = 0; r < R; ++r)
     for (int t = 0; t < T; ++t) A.Y[(t0 + t) * A.rows + r0 + r] = out[r][t];
 }
