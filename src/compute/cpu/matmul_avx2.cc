@@ -689,6 +689,13 @@ void gemm(ThreadPool& pool, const TensorView& W, const float* X, int64_t n, floa
         for (int64_t tp = 0; tp < n_tp; ++tp) {
           const float* xk = xt + tp * K * kNr + k0 * kNr;
           const bool half = n - tp * kNr <= 8;
+          // The next x panel (next token panel, or the first one of the next
+          // K block) streams in from L3 meanwhile, one slice per call (slice
+          // sizes computed here: a division per call showed in perf).
+          const int64_t ntp = tp + 1 < n_tp ? tp + 1 : 0, nk0 = tp + 1 < n_tp ? k0 : k0 + kKc;
+          const char* xnext = reinterpret_cast<const char*>(xt + ntp * K * kNr + nk0 * kNr);
+          const size_t xlen = nk0 < K ? static_cast<size_t>(std::min(kKc, K - nk0) * kNr) * 4 : 0;
+          const size_t xslice = (xlen / static_cast<size_t>(npan) + 63) / 64 * 64;
           for (int64_t p = 0; p < npan; ++p) {
             if (ahead) {
               const int64_t until = pf_nr * ++call / calls;
@@ -697,19 +704,8 @@ void gemm(ThreadPool& pool, const TensorView& W, const float* X, int64_t n, floa
                 for (size_t o = 0; o < pf_len; o += 64) _mm_prefetch(q + o, _MM_HINT_T1);
               }
             }
-            // The next x panel (next token panel, or the first one of the next
-            // K block) streams in from L3 meanwhile, one slice per call.
-            {
-              const int64_t ntp = tp + 1 < n_tp ? tp + 1 : 0, nk0 = tp + 1 < n_tp ? k0 : k0 + kKc;
-              if (nk0 < K) {
-                const char* q = reinterpret_cast<const char*>(xt + ntp * K * kNr + nk0 * kNr);
-                const size_t len = static_cast<size_t>(std::min(kKc, K - nk0) * kNr) * 4;
-                for (size_t o = len * static_cast<size_t>(p) / static_cast<size_t>(npan),
-                            end = len * static_cast<size_t>(p + 1) / static_cast<size_t>(npan);
-                     o < end; o += 64)
-                  _mm_prefetch(q + o, _MM_HINT_T1);
-              }
-            }
+            for (size_t o = xslice * static_cast<size_t>(p), end = std::min(xlen, o + xslice); o < end; o += 64)
+              _mm_prefetch(xnext + o, _MM_HINT_T1);
             float* C = cb + (p * n_tp + tp) * kMr * kNr;
             if (half)
               micro<1>(wf + p * kMr * kKc, kKc, xk, kc, C, k0 > 0);
@@ -718,13 +714,20 @@ void gemm(ThreadPool& pool, const TensorView& W, const float* X, int64_t n, floa
           }
         }
       }
-      for (int64_t p = 0; p < npan; ++p)
-        for (int64_t tp = 0; tp < n_tp; ++tp) {
-          const float* C = cb + (p * n_tp + tp) * kMr * kNr;
-          for (int64_t r = 0; r < kMr && p * kMr + r < nr; ++r)
-            for (int64_t j = 0; j < kNr && tp * kNr + j < n; ++j)
-              Y[(tp * kNr + j) * rows + r0 + p * kMr + r] = C[r * kNr + j];
+      // C -> Y, each token's rows contiguous in Y. Pointers in locals: every
+      // float store may alias what the lambda captured by reference.
+      float* const yb = Y + r0;
+      const float* const cbuf = cb;
+      const int64_t yrows = rows;
+      for (int64_t t = 0; t < n; ++t) {
+        const int64_t tp = t / kNr, j = t % kNr;
+        float* y = yb + t * yrows;
+        for (int64_t p = 0; p < npan; ++p) {
+          const float* C = cbuf + (p * n_tp + tp) * kMr * kNr + j;
+          const int64_t m = std::min<int64_t>(kMr, nr - p * kMr);
+          for (int64_t r = 0; r < m; ++r) y[p * kMr + r] = C[r * kNr];
         }
+      }
     }
   });
 }
