@@ -525,6 +525,7 @@ constexpr int kMr = 6;             // weight rows per micro-tile (broadcast)
 constexpr int kNr = 16;            // tokens per micro-tile (two vectors)
 constexpr int64_t kKc = 512;       // K block (multiple of 32)
 constexpr int kPanelsPerItem = 8;  // 48 rows per work item
+constexpr int kMaxPrefetch = kKc / 4;  // lines one micro-kernel call can issue
 
 namespace {
 
@@ -581,8 +582,11 @@ void convert_range(DType dt, const std::byte* row, int64_t k0, int64_t len, floa
 // Accumulators are named variables: with arrays GCC kept spilling them. Not
 // inlined: inside the work loop GCC kept the second x vector in memory and
 // reloaded it for every FMA (13 loads per 12 FMAs instead of 8).
+// pf[0..npf): cache lines to prefetch into L2, one every 4 k-steps, so that
+// they trickle out instead of filling the miss buffers in a burst.
 template <int NV>
-__attribute__((noinline)) void micro(const float* wf, int64_t ldw, const float* xt, int64_t kc, float* C, bool accumulate) {
+__attribute__((noinline)) void micro(const float* wf, int64_t ldw, const float* xt, int64_t kc, float* C, bool accumulate,
+                                     const char* const* pf, int npf) {
   __m256 c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51;
   if (accumulate) {
     c00 = _mm256_loadu_ps(C + 0), c10 = _mm256_loadu_ps(C + 16), c20 = _mm256_loadu_ps(C + 32);
@@ -601,7 +605,7 @@ __attribute__((noinline)) void micro(const float* wf, int64_t ldw, const float* 
   const float* w3 = wf + 3 * ldw;
   const float* w4 = wf + 4 * ldw;
   const float* w5 = wf + 5 * ldw;
-  for (int64_t k = 0; k < kc; ++k) {
+  auto step = [&](int64_t k) __attribute__((always_inline)) {
     const __m256 x0 = _mm256_loadu_ps(xt + k * 16);
     if constexpr (NV == 2) {
       const __m256 x1 = _mm256_loadu_ps(xt + k * 16 + 8);
@@ -620,7 +624,15 @@ __attribute__((noinline)) void micro(const float* wf, int64_t ldw, const float* 
       c40 = _mm256_fmadd_ps(_mm256_broadcast_ss(w4 + k), x0, c40);
       c50 = _mm256_fmadd_ps(_mm256_broadcast_ss(w5 + k), x0, c50);
     }
+  };
+  int i = 0;
+  int64_t k = 0;
+  for (; k + 4 <= kc; k += 4) {
+    if (i < npf) _mm_prefetch(pf[i++], _MM_HINT_T1);
+    step(k), step(k + 1), step(k + 2), step(k + 3);
   }
+  for (; k < kc; ++k) step(k);
+  for (; i < npf; ++i) _mm_prefetch(pf[i], _MM_HINT_T1);
   _mm256_storeu_ps(C + 0, c00), _mm256_storeu_ps(C + 16, c10), _mm256_storeu_ps(C + 32, c20);
   _mm256_storeu_ps(C + 48, c30), _mm256_storeu_ps(C + 64, c40), _mm256_storeu_ps(C + 80, c50);
   if constexpr (NV == 2) {
@@ -662,6 +674,7 @@ void gemm(ThreadPool& pool, const TensorView& W, const float* X, int64_t n, floa
     thread_local std::vector<float> wf_buf, c_buf;
     float* wf = scratch(wf_buf, static_cast<size_t>(kItemRows * kKc));
     float* cb = scratch(c_buf, static_cast<size_t>(kPanelsPerItem * n_tp * kMr * kNr));
+    const char* pfl[kMaxPrefetch];
     for (int64_t item = b; item < e; ++item) {
       const int64_t r0 = item * kItemRows, nr = std::min(kItemRows, rows - r0);
       const int64_t npan = (nr + kMr - 1) / kMr;
@@ -685,7 +698,7 @@ void gemm(ThreadPool& pool, const TensorView& W, const float* X, int64_t n, floa
         const size_t pf_off = dtype_row_bytes(dt, pf_k0);
         const size_t pf_len = dtype_row_bytes(dt, std::min(kKc, K - pf_k0));
         const int64_t calls = n_tp * npan;
-        int64_t call = 0, pf_row = 0;
+        int64_t owed = 0, pf_row = 0;
         for (int64_t tp = 0; tp < n_tp; ++tp) {
           const float* xk = xt + tp * K * kNr + k0 * kNr;
           const bool half = n - tp * kNr <= 8;
@@ -697,20 +710,27 @@ void gemm(ThreadPool& pool, const TensorView& W, const float* X, int64_t n, floa
           const size_t xlen = nk0 < K ? static_cast<size_t>(std::min(kKc, K - nk0) * kNr) * 4 : 0;
           const size_t xslice = (xlen / static_cast<size_t>(npan) + 63) / 64 * 64;
           for (int64_t p = 0; p < npan; ++p) {
+            // This call's share of the prefetches, handed to the micro-kernel.
+            int npf = 0;
+            auto add = [&](const char* line) {
+              if (npf < kMaxPrefetch)
+                pfl[npf++] = line;
+              else
+                _mm_prefetch(line, _MM_HINT_T1);
+            };
             if (ahead) {
-              const int64_t until = pf_nr * ++call / calls;
-              for (; pf_row < until; ++pf_row) {
+              // Rows spread over the calls with a running remainder.
+              for (owed += pf_nr; owed >= calls; owed -= calls, ++pf_row) {
                 const char* q = reinterpret_cast<const char*>(W.data + static_cast<size_t>(pf_r0 + pf_row) * row_bytes + pf_off);
-                for (size_t o = 0; o < pf_len; o += 64) _mm_prefetch(q + o, _MM_HINT_T1);
+                for (size_t o = 0; o < pf_len; o += 64) add(q + o);
               }
             }
-            for (size_t o = xslice * static_cast<size_t>(p), end = std::min(xlen, o + xslice); o < end; o += 64)
-              _mm_prefetch(xnext + o, _MM_HINT_T1);
+            for (size_t o = xslice * static_cast<size_t>(p), end = std::min(xlen, o + xslice); o < end; o += 64) add(xnext + o);
             float* C = cb + (p * n_tp + tp) * kMr * kNr;
             if (half)
-              micro<1>(wf + p * kMr * kKc, kKc, xk, kc, C, k0 > 0);
+              micro<1>(wf + p * kMr * kKc, kKc, xk, kc, C, k0 > 0, pfl, npf);
             else
-              micro<2>(wf + p * kMr * kKc, kKc, xk, kc, C, k0 > 0);
+              micro<2>(wf + p * kMr * kKc, kKc, xk, kc, C, k0 > 0, pfl, npf);
           }
         }
       }
