@@ -189,20 +189,6 @@ inline void q8_tile(const QuantArgs& A, int64_t r0, int64_t t0) {
     for (int t = 0; t < T; ++t) A.Y[(t0 + t) * A.rows + r0 + r] = hsum(acc[r][t]);
 }
 
-// Q4_0, two blocks per step. The nibbles of a block pair (A, B) are loaded
-// with their 4-byte groups interleaved, [qA0-3 qB0-3 qA4-7 qB4-7 | qA8-11 ...]
-// (two unpacks), and the activations are re-laid out to match once per call
-// (prepare_q4_acts). One AND gives both blocks' low halves and one shift +
-// AND the high halves; maddubs of the two halves are summed in int16
-// (|q x| <= 15 * 127 * 2 per half: no overflow) and one madd leaves block A
-// in the even int32 lanes and B in the odd ones. The pair's two scales are
-// then one 64-bit broadcast from memory: [sA sB sA sB ...]. With A in lanes
-// 0-3 and B in 4-7 instead, the scale vector needed an insert per pair and
-// token, which cost 1.7x in the 4-token tile (standalone loop, L2).
-// The weights are q - 8, so each block also owes dw * dx * 8 * sum(x); that
-// term does not depend on the nibbles, so it is a dot product of the row's
-// scales with a per-token vector (sub8), done 8 blocks at a time in pass 1
-// instead of an int32 load and subtract per block pair and token.
 // f32 scales of blocks b[0..cnt) (cnt <= 8, 18 bytes apart), zero above.
 template <bool Full>
 inline __m256 q4_scales8(const quant::BlockQ4_0* b, int cnt) {
@@ -229,6 +215,20 @@ inline __m256 load_partial8(const float* p, int64_t cnt) {
 
 thread_local std::vector<float> g_q4_scales;
 
+// Q4_0, two blocks per step. The nibbles of a block pair (A, B) are loaded
+// with their 4-byte groups interleaved, [qA0-3 qB0-3 qA4-7 qB4-7 | qA8-11 ...]
+// (two unpacks), and the activations are re-laid out to match once per call
+// (prepare_q4_acts). One AND gives both blocks' low halves and one shift +
+// AND the high halves; maddubs of the two halves are summed in int16
+// (|q x| <= 15 * 127 * 2 per half: no overflow) and one madd leaves block A
+// in the even int32 lanes and B in the odd ones. The pair's two scales are
+// then one 64-bit broadcast from memory: [sA sB sA sB ...]. With A in lanes
+// 0-3 and B in 4-7 instead, the scale vector needed an insert per pair and
+// token, which cost 1.7x in the 4-token tile (standalone loop, L2).
+// The weights are q - 8, so each block also owes dw * dx * 8 * sum(x); that
+// term does not depend on the nibbles, so it is a dot product of the row's
+// scales with a per-token vector (sub8), done 8 blocks at a time in pass 1
+// instead of an int32 load and subtract per block pair and token.
 template <int R, int T>
 inline void q4_pairs(const QuantArgs& A, const Q4Acts& P, int64_t r0, int64_t t0) {
   using quant::BlockQ4_0;
@@ -242,32 +242,29 @@ inline void q4_pairs(const QuantArgs& A, const Q4Acts& P, int64_t r0, int64_t t0
   // is where DRAM misses land; pass 2 reads from L1/L2.
   const int64_t stride = (paired + 7) / 8 * 8;
   float* sc = scratch(g_q4_scales, static_cast<size_t>(R * T * stride));
+  // Pointers held in locals: the may_alias vector stores would otherwise
+  // force a reload of every pointer reached through A after each store.
   float out[R][T];
   const float* dx[T];
   const float* sx[T];
+  float* st[R][T];  // dw * dx of row r, token t
   for (int t = 0; t < T; ++t) dx[t] = A.xa->d + (t0 + t) * nb, sx[t] = P.sub8 + (t0 + t) * nb;
+  for (int r = 0; r < R; ++r)
+    for (int t = 0; t < T; ++t) st[r][t] = sc + (r * T + t) * stride;
   for (int r = 0; r < R; ++r) {
-    // Pointers held in locals: the may_alias vector stores would otherwise
-    // force a reload of every pointer reached through A after each store.
-    float* so[T];
-    for (int t = 0; t < T; ++t) so[t] = sc + (r * T + t) * stride;
     __m256 corr[T];
     for (int t = 0; t < T; ++t) corr[t] = _mm256_setzero_ps();
+    // One group of 8 blocks; load(p) reads its 8 (or fewer) floats.
+    auto group = [&](int64_t g, __m256 dw, auto load) {
+      for (int t = 0; t < T; ++t) {
+        _mm256_storeu_ps(st[r][t] + g, _mm256_mul_ps(dw, load(dx[t] + g)));
+        corr[t] = _mm256_fmadd_ps(dw, load(sx[t] + g), corr[t]);
+      }
+    };
     int64_t g = 0;
-    for (; g < full; g += 8) {
-      const __m256 dw = q4_scales8<true>(w[r] + g, 8);
-      for (int t = 0; t < T; ++t) {
-        _mm256_storeu_ps(so[t] + g, _mm256_mul_ps(dw, _mm256_loadu_ps(dx[t] + g)));
-        corr[t] = _mm256_fmadd_ps(dw, _mm256_loadu_ps(sx[t] + g), corr[t]);
-      }
-    }
-    if (g < paired) {
-      const __m256 dw = q4_scales8<false>(w[r] + g, static_cast<int>(paired - g));
-      for (int t = 0; t < T; ++t) {
-        _mm256_storeu_ps(so[t] + g, _mm256_mul_ps(dw, load_partial8(dx[t] + g, paired - g)));
-        corr[t] = _mm256_fmadd_ps(dw, load_partial8(sx[t] + g, paired - g), corr[t]);
-      }
-    }
+    for (; g < full; g += 8) group(g, q4_scales8<true>(w[r] + g, 8), [](const float* p) { return _mm256_loadu_ps(p); });
+    if (const int64_t left = paired - g; left > 0)
+      group(g, q4_scales8<false>(w[r] + g, static_cast<int>(left)), [left](const float* p) { return load_partial8(p, left); });
     for (int t = 0; t < T; ++t) out[r][t] = -hsum(corr[t]);
   }
   // Pass 2: the dot products, two blocks per step.
@@ -277,16 +274,12 @@ inline void q4_pairs(const QuantArgs& A, const Q4Acts& P, int64_t r0, int64_t t0
   // Pass 2 runs from L1/L2; meanwhile fetch the next tile's rows (contiguous
   // after these) so DRAM does not idle until its pass 1. Spread evenly over
   // the pairs with a running remainder (no division in the loop).
-  const char* next = reinterpret_cast<const char*>(A.W + static_cast<size_t>(r0 + R) * A.row_bytes);
+  const char* pf = reinterpret_cast<const char*>(A.W + static_cast<size_t>(r0 + R) * A.row_bytes);
   const int64_t next_lines = r0 + 2 * R <= A.rows ? static_cast<int64_t>(R * A.row_bytes / 64) : 0;
   const int64_t steps = std::max<int64_t>(1, paired / 2);
   int64_t owed = 0;
-  const char* pf = next;
   const int8_t* xt[T];
-  const float* st[R][T];
   for (int t = 0; t < T; ++t) xt[t] = P.qp + (t0 + t) * cols;
-  for (int r = 0; r < R; ++r)
-    for (int t = 0; t < T; ++t) st[r][t] = sc + (r * T + t) * stride;
   for (int64_t j = 0; j < paired; j += 2) {
     for (owed += next_lines; owed >= steps; owed -= steps, pf += 64) _mm_prefetch(pf, _MM_HINT_T0);
     for (int r = 0; r < R; ++r) {
@@ -312,9 +305,8 @@ inline void q4_pairs(const QuantArgs& A, const Q4Acts& P, int64_t r0, int64_t t0
       for (int t = 0; t < T; ++t) {
         const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(A.xa->q + (t0 + t) * cols + bi * 32));
         const __m256i s = _mm256_madd_epi16(_mm256_maddubs_epi16(q, x), ones);
-        const float d = dw * A.xa->d[(t0 + t) * nb + bi];
-        acc[r][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_set1_ps(d), acc[r][t]);
-        out[r][t] -= 8.0f * static_cast<float>(A.xa->sum[(t0 + t) * nb + bi]) * d;
+        acc[r][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_set1_ps(dw * dx[t][bi]), acc[r][t]);
+        out[r][t] -= dw * sx[t][bi];
       }
     }
   }
@@ -688,13 +680,12 @@ void gemm(ThreadPool& pool, const TensorView& W, const float* X, int64_t n, floa
         }
         // The weight rows come from DRAM in 1-2 KiB pieces per row, too short
         // for the hardware prefetcher: fetch the next K block while this one
-        // computes, a few rows before each micro-kernel call (a burst of all
-        // of them would stall on the miss buffers).
+        // computes, each micro-kernel call issuing its share of the rows (a
+        // burst of all of them would stall on the miss buffers).
         // After the last block: the first block of this thread's next item.
         const bool next_item = k0 + kKc >= K;
         const int64_t pf_r0 = next_item ? r0 + kItemRows : r0, pf_k0 = next_item ? 0 : k0 + kKc;
         const int64_t pf_nr = next_item ? (item + 1 < e ? std::min(kItemRows, rows - pf_r0) : 0) : nr;
-        const bool ahead = pf_nr > 0;
         const size_t pf_off = dtype_row_bytes(dt, pf_k0);
         const size_t pf_len = dtype_row_bytes(dt, std::min(kKc, K - pf_k0));
         const int64_t calls = n_tp * npan;
@@ -718,12 +709,10 @@ void gemm(ThreadPool& pool, const TensorView& W, const float* X, int64_t n, floa
               else
                 _mm_prefetch(line, _MM_HINT_T1);
             };
-            if (ahead) {
-              // Rows spread over the calls with a running remainder.
-              for (owed += pf_nr; owed >= calls; owed -= calls, ++pf_row) {
-                const char* q = reinterpret_cast<const char*>(W.data + static_cast<size_t>(pf_r0 + pf_row) * row_bytes + pf_off);
-                for (size_t o = 0; o < pf_len; o += 64) add(q + o);
-              }
+            // Rows spread over the calls with a running remainder.
+            for (owed += pf_nr; owed >= calls; owed -= calls, ++pf_row) {
+              const char* q = reinterpret_cast<const char*>(W.data + static_cast<size_t>(pf_r0 + pf_row) * row_bytes + pf_off);
+              for (size_t o = 0; o < pf_len; o += 64) add(q + o);
             }
             for (size_t o = xslice * static_cast<size_t>(p), end = std::min(xlen, o + xslice); o < end; o += 64) add(xnext + o);
             float* C = cb + (p * n_tp + tp) * kMr * kNr;
