@@ -154,7 +154,7 @@ constexpr Shape kShapes[] = {
     {"inl2_48x5280", 48, 5280}, {"proj_5280x5280", 5280, 5280},  {"qkv_15840x5280", 15840, 5280}, {"fc_35840x5280", 35840, 5280},
     {"mlp_proj_5280x17920", 5280, 17920}, {"adapter_5280x10560", 5280, 10560}, {"head_65536x5280", 65536, 5280},
 };
-constexpr DType kTypes[] = {DType::BF16, DType::F16, DType::F32, DType::Q8_0, DType::Q4_0};
+constexpr DType kTypes[] = {DType::BF16, DType::F16, DType::F32, DType::Q8_0, DType::Q4_0, DType::Q4_SB};
 
 // Random weights of reasonable magnitude, filled directly in the target format.
 void fill_weight(DType t, std::byte* p, int64_t rows, int64_t cols) {
@@ -184,7 +184,9 @@ void fill_weight(DType t, std::byte* p, int64_t rows, int64_t cols) {
         uint64_t v = next();
         std::memcpy(p + i, &v, 8);
       }
-      const size_t bs = t == DType::Q8_0 ? sizeof(quant::BlockQ8_0) : sizeof(quant::BlockQ4_0);
+      const size_t bs = t == DType::Q8_0   ? sizeof(quant::BlockQ8_0)
+                        : t == DType::Q4_0 ? sizeof(quant::BlockQ4_0)
+                                           : sizeof(quant::BlockQ4SB);
       const uint16_t d = f32_to_f16(1e-3f);
       for (size_t i = 0; i + bs <= total; i += bs) std::memcpy(p + i, &d, 2);
       return;

@@ -1,4 +1,4 @@
-// `huginn quantize`: rewrite a model's weights in another type (Q8_0, Q4_0,
+// `huginn quantize`: rewrite a model's weights in another type (Q8_0, Q4_0, Q4_SB,
 // BF16, F16, F32) as a GGUF file (architecture "huginn", docs/GGUF.md).
 #pragma once
 
@@ -23,7 +23,7 @@ struct QuantizeReport {
   std::vector<std::pair<std::string, std::string>> kept;
 };
 
-// Parses "q8_0", "q4_0", "bf16", "f16", "f32" (case-insensitive).
+// Parses "q8_0", "q4_0", "q4_sb", "bf16", "f16", "f32" (case-insensitive).
 DType parse_weight_type(const std::string& s);
 
 // Reads the model at `in` (any format Model::load accepts) and writes

@@ -18,6 +18,7 @@ enum class DType : uint8_t {
   // Block-quantized formats (see src/compute/quant.h).
   Q8_0,
   Q4_0,
+  Q4_SB,
 };
 
 // Name as written in safetensors headers ("F32", "BF16", ...).

@@ -2,10 +2,64 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 
 #include "huginn/error.h"
 
 namespace huginn::quant {
+
+namespace {
+
+// Scale s for the values x (q = clamp(round(x / s), -8, 7)) with the least
+// squared error: 8 candidate divisors from 7 to 8.75 around the Q4_0 choice
+// maxv / -8, each refitted by least squares for its q (error
+// sum x^2 - (sum x q)^2 / sum q^2). The candidates are the inner loop so that
+// it vectorizes.
+float best_q4_scale(const float* x, int n) {
+  float maxv = 0, amax = 0;
+  for (int i = 0; i < n; ++i)
+    if (std::fabs(x[i]) > amax) amax = std::fabs(x[i]), maxv = x[i];
+  if (amax == 0) return 0;
+  constexpr int kC = 8;
+  float inv[kC], xq[kC] = {}, qq[kC] = {};
+  for (int c = 0; c < kC; ++c) inv[c] = -(7.0f + 0.25f * static_cast<float>(c)) / maxv;
+  for (int i = 0; i < n; ++i)
+    for (int c = 0; c < kC; ++c) {
+      // Round to nearest even by the 1.5 * 2^23 trick (|x * inv| <= 9).
+      float q = (x[i] * inv[c] + 12582912.0f) - 12582912.0f;
+      q = q < -8.0f ? -8.0f : q;  // (ternaries: minss/maxss, no branches)
+      q = q > 7.0f ? 7.0f : q;
+      xq[c] += x[i] * q, qq[c] += q * q;
+    }
+  float best = maxv / -8.0f, best_gain = -1;  // (sum x q)^2 / sum q^2: larger = smaller error
+  for (int c = 0; c < kC; ++c)
+    if (qq[c] > 0 && xq[c] * xq[c] / qq[c] > best_gain) best_gain = xq[c] * xq[c] / qq[c], best = xq[c] / qq[c];
+  return best;
+}
+
+void quantize_q4sb(const float* x, BlockQ4SB& b) {
+  float sub[8][20];
+  for (int i = 0; i < 160; ++i) sub[(i % 32) / 4][(i / 32) * 4 + i % 4] = x[i];
+  float s[8], smax = 0;
+  for (int j = 0; j < 8; ++j) s[j] = best_q4_scale(sub[j], 20), smax = std::max(smax, std::fabs(s[j]));
+  b.d = f32_to_f16(smax / 127.0f);
+  const float d = f16_to_f32(b.d);
+  float inv[8];  // 1 / (d * sc[j]), 0 for an all-zero sub-block
+  for (int j = 0; j < 8; ++j) {
+    b.sc[j] = static_cast<int8_t>(d != 0 ? std::clamp(std::nearbyint(s[j] / d), -127.0f, 127.0f) : 0);
+    inv[j] = b.sc[j] != 0 ? 1.0f / (d * b.sc[j]) : 0.0f;
+  }
+  std::memset(b.q, 0, sizeof b.q);
+  for (int i = 0; i < 160; ++i) {
+    const float v = (x[i] * inv[(i % 32) / 4] + 12582912.0f) - 12582912.0f;  // round to nearest even
+    const int q = static_cast<int>(std::min(7.0f, std::max(-8.0f, v))) + 8;
+    const int byte = i < 128 ? (i / 64) * 32 + i % 32 : 64 + (i - 128) % 16;
+    const bool high = i < 128 ? i % 64 >= 32 : i >= 144;
+    b.q[byte] = static_cast<uint8_t>(b.q[byte] | (high ? q << 4 : q));
+  }
+}
+
+}  // namespace
 
 void quantize_row(DType t, const float* x, int64_t n, std::byte* dst) {
   if (t == DType::Q8_0) {
@@ -42,6 +96,11 @@ void quantize_row(DType t, const float* x, int64_t n, std::byte* dst) {
     }
     return;
   }
+  if (t == DType::Q4_SB) {
+    auto* b = reinterpret_cast<BlockQ4SB*>(dst);
+    for (int64_t i = 0; i < n / kQ4SBBlock; ++i, x += kQ4SBBlock) quantize_q4sb(x, b[i]);
+    return;
+  }
   throw Error("quantize_row: not a quantized type");
 }
 
@@ -62,6 +121,14 @@ void dequantize_row(DType t, const std::byte* src, int64_t n, float* y) {
         y[j] = d * ((b[i].q[j] & 0x0f) - 8);
         y[j + 16] = d * ((b[i].q[j] >> 4) - 8);
       }
+    }
+    return;
+  }
+  if (t == DType::Q4_SB) {
+    const auto* b = reinterpret_cast<const BlockQ4SB*>(src);
+    for (int64_t i = 0; i < n / kQ4SBBlock; ++i, y += kQ4SBBlock) {
+      const float d = f16_to_f32(b[i].d);
+      for (int e = 0; e < 160; ++e) y[e] = d * static_cast<float>(b[i].sc[(e % 32) / 4]) * static_cast<float>(q4sb_nibble(b[i], e) - 8);
     }
     return;
   }

@@ -15,6 +15,7 @@ std::string_view dtype_name(DType t) {
     case DType::BF16: return "BF16";
     case DType::Q8_0: return "Q8_0";
     case DType::Q4_0: return "Q4_0";
+    case DType::Q4_SB: return "Q4_SB";
   }
   return "?";
 }
@@ -25,6 +26,7 @@ std::optional<DType> dtype_from_name(std::string_view n) {
   if (n == "BF16") return DType::BF16;
   if (n == "Q8_0") return DType::Q8_0;
   if (n == "Q4_0") return DType::Q4_0;
+  if (n == "Q4_SB") return DType::Q4_SB;
   return std::nullopt;
 }
 
@@ -32,6 +34,7 @@ int64_t dtype_block_size(DType t) {
   switch (t) {
     case DType::Q8_0: return quant::kQ8_0Block;
     case DType::Q4_0: return quant::kQ4_0Block;
+    case DType::Q4_SB: return quant::kQ4SBBlock;
     default: return 1;
   }
 }
@@ -43,6 +46,7 @@ size_t dtype_row_bytes(DType t, int64_t cols) {
     case DType::BF16: return static_cast<size_t>(cols) * 2;
     case DType::Q8_0: return static_cast<size_t>(cols / quant::kQ8_0Block) * sizeof(quant::BlockQ8_0);
     case DType::Q4_0: return static_cast<size_t>(cols / quant::kQ4_0Block) * sizeof(quant::BlockQ4_0);
+    case DType::Q4_SB: return static_cast<size_t>(cols / quant::kQ4SBBlock) * sizeof(quant::BlockQ4SB);
   }
   return 0;
 }
@@ -124,7 +128,8 @@ void to_f32(DType t, const std::byte* src, int64_t n, float* dst) {
       return;
     }
     case DType::Q8_0:
-    case DType::Q4_0: quant::dequantize_row(t, src, n, dst); return;
+    case DType::Q4_0:
+    case DType::Q4_SB: quant::dequantize_row(t, src, n, dst); return;
   }
   throw Error("to_f32: unsupported dtype");
 }

@@ -15,6 +15,8 @@ enum : uint32_t {
 };
 
 constexpr uint32_t kGgmlF32 = 0, kGgmlF16 = 1, kGgmlQ4_0 = 2, kGgmlQ8_0 = 8, kGgmlBF16 = 30;
+// Q4_SB is huginn's own block format; its id sits far above ggml's (< 64).
+constexpr uint32_t kHuginnQ4_SB = 1024;
 
 class Cursor {
  public:
@@ -101,6 +103,7 @@ std::optional<DType> dtype_from_ggml(uint32_t t) {
     case kGgmlBF16: return DType::BF16;
     case kGgmlQ8_0: return DType::Q8_0;
     case kGgmlQ4_0: return DType::Q4_0;
+    case kHuginnQ4_SB: return DType::Q4_SB;
   }
   return std::nullopt;
 }
@@ -112,6 +115,7 @@ uint32_t ggml_type_of(DType t) {
     case DType::BF16: return kGgmlBF16;
     case DType::Q8_0: return kGgmlQ8_0;
     case DType::Q4_0: return kGgmlQ4_0;
+    case DType::Q4_SB: return kHuginnQ4_SB;
   }
   throw Error("no GGUF type for dtype " + std::string(dtype_name(t)));
 }

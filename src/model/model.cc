@@ -101,7 +101,7 @@ class Binder {
     if (v.name != name || (!matrix && !plain))
       throw Error(source_ + ": tensor '" + name + "' has an unsupported dtype" +
                   (v.name != name ? v.name.substr(name.size()) : " " + std::string(dtype_name(v.dtype))) +
-                  " (supported: F32, F16, BF16" + (matrix ? ", Q8_0, Q4_0" : "") + ")");
+                  " (supported: F32, F16, BF16" + (matrix ? ", Q8_0, Q4_0, Q4_SB" : "") + ")");
     if (!plain && v.cols() % dtype_block_size(v.dtype) != 0)
       throw Error(source_ + ": tensor '" + name + "' has " + std::to_string(v.cols()) +
                   " columns, not a multiple of the block size of " + std::string(dtype_name(v.dtype)));

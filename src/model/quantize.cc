@@ -21,15 +21,16 @@ DType parse_weight_type(const std::string& s) {
   for (char& c : l) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   if (l == "q8_0") return DType::Q8_0;
   if (l == "q4_0") return DType::Q4_0;
+  if (l == "q4_sb") return DType::Q4_SB;
   if (l == "bf16") return DType::BF16;
   if (l == "f16") return DType::F16;
   if (l == "f32") return DType::F32;
-  throw Error("unknown weight type '" + s + "' (expected q8_0, q4_0, bf16, f16 or f32)");
+  throw Error("unknown weight type '" + s + "' (expected q8_0, q4_0, q4_sb, bf16, f16 or f32)");
 }
 
 namespace {
 
-bool is_quantized(DType t) { return t == DType::Q8_0 || t == DType::Q4_0; }
+bool is_quantized(DType t) { return t == DType::Q8_0 || t == DType::Q4_0 || t == DType::Q4_SB; }
 
 // Converts every row of `src` to `dt` (via float32), rows split over threads.
 void convert_rows(const TensorView& src, DType dt, std::byte* out, int threads) {
@@ -80,7 +81,11 @@ QuantizeReport quantize_model(const std::string& in, const std::string& out_dir,
   std::vector<GgufTensorToWrite> tensors;
   auto add_matrix = [&](const std::string& name, const TensorView& t, DType want) {
     DType dt = want;
-    if (is_quantized(want) && t.cols() % dtype_block_size(want) != 0) {
+    // Q4_SB needs rows of 160; shorter blocks keep 4 bits as Q4_0.
+    if (want == DType::Q4_SB && t.cols() % dtype_block_size(want) != 0 && t.cols() % dtype_block_size(DType::Q4_0) == 0) {
+      dt = DType::Q4_0;
+      rep.kept.push_back({name, "row length " + std::to_string(t.cols()) + " is not a multiple of 160; stored as Q4_0"});
+    } else if (is_quantized(want) && t.cols() % dtype_block_size(want) != 0) {
       dt = is_quantized(t.dtype) ? t.dtype : DType::BF16;
       rep.kept.push_back({name, "row length " + std::to_string(t.cols()) + " is not a multiple of " +
                                     std::to_string(dtype_block_size(want)) + "; stored as " + std::string(dtype_name(dt))});
@@ -97,8 +102,10 @@ QuantizeReport quantize_model(const std::string& in, const std::string& out_dir,
   };
   // The embedding is also the output head: under 4-bit types it keeps 8 bits,
   // since its error reaches every logit directly.
-  const DType emb_type = opts.type == DType::Q4_0 ? DType::Q8_0 : opts.type;
-  if (emb_type != opts.type) rep.kept.push_back({"transformer.wte.weight", "embedding/head stored as Q8_0 under Q4_0"});
+  const bool four_bit = opts.type == DType::Q4_0 || opts.type == DType::Q4_SB;
+  const DType emb_type = four_bit ? DType::Q8_0 : opts.type;
+  if (emb_type != opts.type)
+    rep.kept.push_back({"transformer.wte.weight", "embedding/head stored as Q8_0 under " + std::string(dtype_name(opts.type))});
   add_matrix("transformer.wte.weight", w.wte, emb_type);
   if (!c.tie_embeddings) add_matrix("lm_head.weight", w.lm_head, emb_type);
   add_matrix("transformer.adapter.weight", w.adapter, opts.type);

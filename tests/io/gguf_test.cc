@@ -1,6 +1,7 @@
 // GGUF reader/writer: round trip and malformed files.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstring>
 #include <fstream>
 
@@ -84,6 +85,31 @@ TEST(Gguf, MalformedFilesGiveErrors) {
   std::vector<std::byte> ov(sizeof overflow);
   std::memcpy(ov.data(), overflow, sizeof overflow);
   EXPECT_NE(expect_error(ov).find("tensor 't' is too large"), std::string::npos) << expect_error(ov);
+}
+
+// Q4_SB (huginn's own type id 1024) round-trips; a Q4_SB tensor whose rows
+// are not a multiple of 160 is rejected by the parser.
+TEST(Gguf, Q4SBTensors) {
+  std::string path = test::temp_dir() + "/sb.gguf";
+  std::vector<std::byte> blocks(180, std::byte{0x11});
+  write_gguf(path, {{"general.architecture", std::string("huginn")}},
+             {{"q", DType::Q4_SB, {2, 160}, 180, [&](std::byte* o) { std::memcpy(o, blocks.data(), 180); }},
+              {"f", DType::F32, {2, 40}, 320, [&](std::byte* o) { std::memset(o, 0, 320); }}});
+  auto bytes = read_bytes(path);
+  auto g = parse_gguf(bytes, path);
+  EXPECT_EQ(g.tensors.at("q").dtype, DType::Q4_SB);
+  EXPECT_EQ(g.tensors.at("q").nbytes, 180u);
+  // Retype "f" (rows of 40) as Q4_SB: its tensor info is name "f", u32 n_dims,
+  // 2 x u64 dims, then the u32 type.
+  const unsigned char name_f[] = {1, 0, 0, 0, 0, 0, 0, 0, 'f'};
+  auto it = std::search(bytes.begin(), bytes.end(), reinterpret_cast<const std::byte*>(name_f),
+                        reinterpret_cast<const std::byte*>(name_f) + sizeof name_f);
+  ASSERT_NE(it, bytes.end());
+  const size_t type_at = static_cast<size_t>(it - bytes.begin()) + sizeof name_f + 4 + 16;
+  const uint32_t q4sb = 1024;
+  std::memcpy(bytes.data() + type_at, &q4sb, 4);
+  EXPECT_NE(expect_error(bytes).find("tensor 'f' row length is not a multiple of its block size"), std::string::npos)
+      << expect_error(bytes);
 }
 
 // Found by gguf_fuzz: a float array holding 7e22 was cast to int64 (UB). Float

@@ -76,13 +76,21 @@ TEST(Quantize, BlockTypesStayWithinDocumentedDrift) {
     const char* type;
     double max_err;
     int min_top1;
-  } cases[] = {{"q8_0", 0.1, 15}, {"q4_0", 1.0, 10}};
+  } cases[] = {{"q8_0", 0.1, 15}, {"q4_0", 1.0, 10}, {"q4_sb", 1.0, 10}};
   for (const auto& c : cases) {
     std::string out = test::temp_dir() + "/" + c.type;
     auto rep = quantize_model(g.dir(), out, {parse_weight_type(c.type), 2});
     EXPECT_LT(rep.bytes_out, rep.bytes_in) << c.type;
     auto m = Model::load(out);
-    EXPECT_EQ(m->weights().core[0].fc.dtype, parse_weight_type(c.type));
+    const ModelWeights& w = m->weights();
+    if (parse_weight_type(c.type) == DType::Q4_SB) {
+      // Only rows of 160 (I = 160: mlp.proj) take super-blocks; E = 64 rows keep 4 bits as Q4_0.
+      EXPECT_EQ(w.core[0].mlp_proj.dtype, DType::Q4_SB);
+      EXPECT_EQ(w.core[0].fc.dtype, DType::Q4_0);
+      EXPECT_EQ(w.wte.dtype, DType::Q8_0);
+    } else {
+      EXPECT_EQ(w.core[0].fc.dtype, parse_weight_type(c.type));
+    }
     auto d = drift_vs_golden(out, g, 8);
     EXPECT_LE(d.max_err, c.max_err) << c.type;
     EXPECT_GT(d.max_err, 1e-4) << c.type << ": quantization should change the logits";

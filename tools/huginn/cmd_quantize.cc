@@ -14,9 +14,9 @@ void setup_quantize(CLI::App& app) {
     int threads = 0;
   };
   auto a = std::make_shared<Args>();
-  auto* cmd = app.add_subcommand("quantize", "Write a model in another weight type (q8_0, q4_0, bf16, f16, f32) as GGUF");
+  auto* cmd = app.add_subcommand("quantize", "Write a model in another weight type (q8_0, q4_0, q4_sb, bf16, f16, f32) as GGUF");
   cmd->add_option("-m,--model", a->model, "model directory (or .gguf)")->required();
-  cmd->add_option("--type", a->type, "q8_0, q4_0, bf16, f16 or f32")->required();
+  cmd->add_option("--type", a->type, "q8_0, q4_0, q4_sb (4-bit super-blocks, the faster 4-bit type), bf16, f16 or f32")->required();
   cmd->add_option("-o,--out", a->out, "output model directory (model.gguf + config and tokenizer files)")->required();
   cmd->add_option("-t,--threads", a->threads, "threads (default: all cores)");
   cmd->callback([a] {

@@ -47,6 +47,28 @@ inline float dot8(const float* a, const float* b, int64_t n) {
 
 bool is_quant(DType t) { return t == DType::Q8_0 || t == DType::Q4_0; }
 
+// Exact integer dot of one Q4_SB super-block with its quantized activations.
+int32_t q4sb_block_dot(const quant::BlockQ4SB& b, const int8_t* xq) {
+  int32_t sub[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  for (int i = 0; i < 160; ++i) sub[(i % 32) / 4] += (quant::q4sb_nibble(b, i) - 8) * xq[i];
+  int32_t acc = 0;
+  for (int j = 0; j < 8; ++j) acc += b.sc[j] * sub[j];
+  return acc;
+}
+
+struct SuperActBuffers {
+  std::vector<int8_t> q;
+  std::vector<float> d;
+  std::vector<int16_t> xs;
+  SuperActs get(int64_t n, int64_t cols) {
+    const size_t nsb = static_cast<size_t>(n * (cols / 160));
+    q.resize(static_cast<size_t>(n * cols));
+    d.resize(nsb);
+    xs.resize(nsb * 16);
+    return {n, cols, q.data(), d.data(), xs.data()};
+  }
+};
+
 // Integer dot of one quantized weight row against one quantized activation
 // row, float accumulation per block (the portable version of the AVX2 kernel).
 float quant_row_dot(DType t, const std::byte* row, const int8_t* xq, const float* xd, const int32_t* xs, int64_t nb) {
@@ -87,6 +109,24 @@ struct ActBuffers {
 void matmul_scalar(ThreadPool& pool, const TensorView& W, const float* X, int64_t n, float* Y) {
   const int64_t rows = W.rows(), cols = W.cols();
   const size_t row_bytes = dtype_row_bytes(W.dtype, cols);
+  if (W.dtype == DType::Q4_SB) {
+    thread_local SuperActBuffers buf;
+    SuperActs sa = buf.get(n, cols);
+    quantize_acts_sb_ref(X, n, cols, sa);
+    const int64_t nsb = cols / 160;
+    pool.parallel_for(rows, 16, [&](int64_t b, int64_t e, int) {
+      for (int64_t r = b; r < e; ++r) {
+        const auto* blk = reinterpret_cast<const quant::BlockQ4SB*>(W.data + static_cast<size_t>(r) * row_bytes);
+        for (int64_t t = 0; t < n; ++t) {
+          float s = 0;
+          for (int64_t i = 0; i < nsb; ++i)
+            s += static_cast<float>(q4sb_block_dot(blk[i], sa.q + t * cols + i * 160)) * (f16_to_f32(blk[i].d) * sa.d[t * nsb + i]);
+          Y[t * rows + r] = s;
+        }
+      }
+    });
+    return;
+  }
   if (is_quant(W.dtype)) {
     thread_local ActBuffers buf;
     QuantizedActs qa = buf.get(n, cols);
@@ -133,6 +173,26 @@ void quantize_acts_ref(const float* X, int64_t n, int64_t cols, QuantizedActs& o
       }
       out.d[t * nb + b] = d;
       out.sum[t * nb + b] = sum;
+    }
+}
+
+void quantize_acts_sb_ref(const float* X, int64_t n, int64_t cols, SuperActs& out) {
+  const int64_t nsb = cols / 160;
+  for (int64_t t = 0; t < n; ++t)
+    for (int64_t b = 0; b < nsb; ++b) {
+      const float* x = X + t * cols + b * 160;
+      int8_t* q = out.q + t * cols + b * 160;
+      float amax = 0;
+      for (int j = 0; j < 160; ++j) amax = std::max(amax, std::fabs(x[j]));
+      const float d = amax / 127.0f;
+      const float id = d != 0 ? 1.0f / d : 0.0f;
+      int16_t* xs = out.xs + (t * nsb + b) * 16;
+      std::fill(xs, xs + 16, int16_t{0});
+      for (int j = 0; j < 160; ++j) {
+        q[j] = static_cast<int8_t>(std::nearbyint(x[j] * id));
+        xs[(j % 32) / 2] = static_cast<int16_t>(xs[(j % 32) / 2] + 8 * q[j]);
+      }
+      out.d[t * nsb + b] = d;
     }
 }
 
@@ -244,6 +304,22 @@ void matmul(const TensorView& W, const float* X, int64_t n, float* Y) {
 void matmul_q8act(const TensorView& W, const float* X, int64_t n, float* Y) {
   const int64_t rows = W.rows(), cols = W.cols(), nb = cols / 32;
   const size_t row_bytes = dtype_row_bytes(W.dtype, cols);
+  if (W.dtype == DType::Q4_SB) {
+    SuperActBuffers buf;
+    SuperActs sa = buf.get(n, cols);
+    quantize_acts_sb_ref(X, n, cols, sa);
+    const int64_t nsb = cols / 160;
+    for (int64_t r = 0; r < rows; ++r) {
+      const auto* blk = reinterpret_cast<const quant::BlockQ4SB*>(W.data + static_cast<size_t>(r) * row_bytes);
+      for (int64_t t = 0; t < n; ++t) {
+        double s = 0;
+        for (int64_t i = 0; i < nsb; ++i)
+          s += static_cast<double>(q4sb_block_dot(blk[i], sa.q + t * cols + i * 160)) * f16_to_f32(blk[i].d) * sa.d[t * nsb + i];
+        Y[t * rows + r] = static_cast<float>(s);
+      }
+    }
+    return;
+  }
   ActBuffers buf;
   QuantizedActs qa = buf.get(n, cols);
   quantize_acts_ref(X, n, cols, qa);

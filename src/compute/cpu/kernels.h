@@ -8,7 +8,7 @@
 //    the tokens beyond the first tile re-read the row from L1/L2). BF16/F16/F32
 //    are converted to f32 in registers; Q8_0/Q4_0 are multiplied against
 //    activations quantized on the fly to int8 blocks of 32 (scale = amax/127,
-//    round to nearest even), as llama.cpp does.
+//    round to nearest even), as llama.cpp does; Q4_SB against blocks of 160.
 //  - n >= kGemmMinTokens ("prefill"): a blocked GEMM: X is packed once per call
 //    (transposed, 16 tokens per panel), each thread converts a panel of 6 weight
 //    rows x 512 columns to f32 and runs a 6x16 register-blocked micro-kernel.
@@ -63,12 +63,24 @@ struct QuantizedActs {
 };
 void quantize_acts_ref(const float* X, int64_t n, int64_t cols, QuantizedActs& out);
 
+// Activations for Q4_SB weights: per super-block of 160, d = amax/127 and
+// q = nearbyint(x/d) (one scale per super-block, so its integer sum can run
+// across the eight sub-blocks), and xs[16] per super-block: 8 times the sum of
+// the q whose index i has (i % 32) / 2 == lane (the "- 8" of the weights).
+struct SuperActs {
+  int64_t n = 0, cols = 0;
+  int8_t* q = nullptr;    // [n][cols]
+  float* d = nullptr;     // [n][cols/160]
+  int16_t* xs = nullptr;  // [n][cols/160][16]
+};
+void quantize_acts_sb_ref(const float* X, int64_t n, int64_t cols, SuperActs& out);
+
 namespace ref {
 // Scalar references (tests compare the dispatched kernels against these).
 // matmul: weights converted to f32 exactly, sums in double.
 void matmul(const TensorView& W, const float* X, int64_t n, float* Y);
-// Q8_0/Q4_0 weights against int8-quantized activations (the scheme the fast
-// kernels use), exact integer block dots, sums in double.
+// Q8_0/Q4_0/Q4_SB weights against int8-quantized activations (the scheme the
+// fast kernels use), exact integer block dots, sums in double.
 void matmul_q8act(const TensorView& W, const float* X, int64_t n, float* Y);
 float dot(const float* a, const float* b, int64_t n);
 void silu_mul_row(const float* g, const float* u, int64_t n, float* y);

@@ -14,6 +14,8 @@ void matmul_small(ThreadPool& pool, const TensorView& W, const float* X, int64_t
 void gemm(ThreadPool& pool, const TensorView& W, const float* X, int64_t n, float* Y);
 // Same numbers as quantize_acts_ref.
 void quantize_acts(const float* X, int64_t n, int64_t cols, QuantizedActs& out);
+// Same numbers as quantize_acts_sb_ref.
+void quantize_acts_sb(const float* X, int64_t n, int64_t cols, SuperActs& out);
 
 void rmsnorm_row(const float* x, const float* r, const float* w, int64_t dim, float eps, float* y);
 void silu_mul_row(const float* g, const float* u, int64_t n, float* y);

@@ -316,6 +316,114 @@ inline void q4_pairs(const QuantArgs& A, const Q4Acts& P, int64_t r0, int64_t t0
     for (int t = 0; t < T; ++t) A.Y[(t0 + t) * A.rows + r0 + r] = out[r][t];
 }
 
+// Q4_SB: one super-block of 160 per step. Its nibbles are three loads
+// (32 + 32 + 16 bytes) in natural order, so the activations need no re-layout:
+// low and high nibbles of the first 32 bytes are elements 0-31 and 32-63, and
+// so on. The five maddubs of a super-block add up in int16: lane L of the sum
+// holds the elements i with (i % 32) / 2 == L (10 of them, |sum| <= 19050,
+// and after subtracting 8 * sum(x) at most 10160). Sub-block j is lanes 2j
+// and 2j + 1, so one madd with [sc0 sc0 sc1 sc1 ...] applies all eight
+// sub-scales, and the convert and FMA run once per super-block and token
+// instead of once per block pair as in Q4_0.
+struct SBArgs {
+  const std::byte* W;
+  size_t row_bytes;
+  int64_t rows, nsb;
+  const SuperActs* xa;
+  float* Y;
+};
+
+// One super-block of one row against T tokens: acc[t] += d * dx[t] * sum.
+template <int T>
+inline __attribute__((always_inline)) void q4sb_step(const quant::BlockQ4SB& b, const int8_t* const* xq,
+                                                     const float* const* xd, const int16_t* const* xs, int64_t sb,
+                                                     __m256* acc) {
+  const __m256i m4 = _mm256_set1_epi8(0x0f);
+  const __m256i c0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.q));
+  const __m256i c1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.q + 32));
+  const __m128i c2 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b.q + 64));
+  const __m256i lo0 = _mm256_and_si256(c0, m4), hi0 = _mm256_and_si256(_mm256_srli_epi16(c0, 4), m4);
+  const __m256i lo1 = _mm256_and_si256(c1, m4), hi1 = _mm256_and_si256(_mm256_srli_epi16(c1, 4), m4);
+  const __m256i q2 = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(c2, 4), c2), m4);
+  const __m128i sc8 = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(b.sc));
+  const __m256i sc = _mm256_cvtepi8_epi16(_mm_unpacklo_epi8(sc8, sc8));
+  const float d = _cvtsh_ss(b.d);
+  for (int t = 0; t < T; ++t) {
+    const int8_t* x = xq[t] + sb * 160;
+    auto ld = [x](int o) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + o)); };
+    const __m256i p01 = _mm256_add_epi16(_mm256_maddubs_epi16(lo0, ld(0)), _mm256_maddubs_epi16(hi0, ld(32)));
+    const __m256i p23 = _mm256_add_epi16(_mm256_maddubs_epi16(lo1, ld(64)), _mm256_maddubs_epi16(hi1, ld(96)));
+    const __m256i p4 = _mm256_sub_epi16(_mm256_maddubs_epi16(q2, ld(128)),
+                                        _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xs[t] + sb * 16)));
+    const __m256i p = _mm256_add_epi16(_mm256_add_epi16(p01, p23), p4);
+    acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_madd_epi16(p, sc)), _mm256_set1_ps(d * xd[t][sb]), acc[t]);
+  }
+}
+
+template <int T>
+struct SBTokens {
+  const int8_t* xq[T];
+  const float* xd[T];
+  const int16_t* xs[T];
+  SBTokens(const SBArgs& A, int64_t t0) {
+    for (int t = 0; t < T; ++t)
+      xq[t] = A.xa->q + (t0 + t) * A.nsb * 160, xd[t] = A.xa->d + (t0 + t) * A.nsb, xs[t] = A.xa->xs + (t0 + t) * A.nsb * 16;
+  }
+};
+
+// Rows [r0, r0 + R) x tokens [t0, t0 + T), whole rows (small T).
+template <int R, int T>
+inline void q4sb_tile(const SBArgs& A, int64_t r0, int64_t t0) {
+  using quant::BlockQ4SB;
+  const BlockQ4SB* w[R];
+  for (int r = 0; r < R; ++r) w[r] = reinterpret_cast<const BlockQ4SB*>(A.W + static_cast<size_t>(r0 + r) * A.row_bytes);
+  const int64_t nsb = A.nsb;
+  const SBTokens<T> X(A, t0);
+  __m256 acc[R][T];
+  for (int r = 0; r < R; ++r)
+    for (int t = 0; t < T; ++t) acc[r][t] = _mm256_setzero_ps();
+  // The next tile's rows (contiguous after these), spread over the steps.
+  const char* pf = reinterpret_cast<const char*>(A.W + static_cast<size_t>(r0 + R) * A.row_bytes);
+  const int64_t next_lines = r0 + 2 * R <= A.rows ? static_cast<int64_t>(R * A.row_bytes / 64) : 0;
+  int64_t owed = 0;
+  for (int64_t sb = 0; sb < nsb; ++sb) {
+    for (owed += next_lines; owed >= nsb; owed -= nsb, pf += 64) _mm_prefetch(pf, _MM_HINT_T0);
+    for (int r = 0; r < R; ++r) q4sb_step<T>(w[r][sb], X.xq, X.xd, X.xs, sb, acc[r]);
+  }
+  for (int r = 0; r < R; ++r)
+    for (int t = 0; t < T; ++t) A.Y[(t0 + t) * A.rows + r0 + r] = hsum(acc[r][t]);
+}
+
+// Rows [r0, r0 + R) against all n tokens. Tiles of 4 tokens take one row
+// at a time (R * T accumulators at most 4).
+template <int R>
+inline void q4sb_rows(const SBArgs& A, int64_t r0, int64_t n) {
+  int64_t t = 0;
+  for (; t + 4 <= n; t += 4)
+    for (int r = 0; r < R; ++r) q4sb_tile<1, 4>(A, r0 + r, t);
+  switch (n - t) {
+    case 3:
+      for (int r = 0; r < R; ++r) q4sb_tile<1, 3>(A, r0 + r, t);
+      break;
+    case 2:
+      if constexpr (R >= 2) {
+        for (int r = 0; r + 2 <= R; r += 2) q4sb_tile<2, 2>(A, r0 + r, t);
+        if constexpr (R % 2) q4sb_tile<1, 2>(A, r0 + R - 1, t);
+      } else {
+        q4sb_tile<1, 2>(A, r0, t);
+      }
+      break;
+    case 1: q4sb_tile<R, 1>(A, r0, t); break;
+    default: break;
+  }
+}
+
+void q4sb_chunk(const SBArgs& A, int64_t b, int64_t e, int64_t n) {
+  int64_t r = b;
+  for (; r + 4 <= e; r += 4) q4sb_rows<4>(A, r, n);
+  for (; r < e; ++r) q4sb_rows<1>(A, r, n);
+}
+
 // Q8_0, n = 1, 4 rows: named accumulators (arrays made GCC spill them), one
 // activation block load shared by the 4 rows.
 inline void q8rows4_n1(const QuantArgs& A, int64_t r0) {
@@ -415,6 +523,7 @@ thread_local std::vector<float> g_xp;
 thread_local std::vector<int8_t> g_xq;
 thread_local std::vector<float> g_xd;
 thread_local std::vector<int32_t> g_xs;
+thread_local std::vector<int16_t> g_xs16;
 
 }  // namespace
 
@@ -457,10 +566,51 @@ void quantize_acts(const float* X, int64_t n, int64_t cols, QuantizedActs& out) 
   }
 }
 
+void quantize_acts_sb(const float* X, int64_t n, int64_t cols, SuperActs& out) {
+  const int64_t nsb = cols / 160;
+  const __m256 absmask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+  const __m256i ones = _mm256_set1_epi8(1);
+  for (int64_t t = 0; t < n; ++t) {
+    for (int64_t b = 0; b < nsb; ++b) {
+      const float* x = X + t * cols + b * 160;
+      __m256 m = _mm256_setzero_ps();
+      for (int i = 0; i < 20; ++i) m = _mm256_max_ps(m, _mm256_and_ps(_mm256_loadu_ps(x + 8 * i), absmask));
+      __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+      m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+      m4 = _mm_max_ss(m4, _mm_movehdup_ps(m4));
+      const float d = _mm_cvtss_f32(m4) / 127.0f;
+      const __m256 vid = _mm256_set1_ps(d != 0 ? 1.0f / d : 0.0f);
+      int8_t* q = out.q + t * cols + b * 160;
+      __m256i xs = _mm256_setzero_si256();
+      for (int g = 0; g < 5; ++g) {
+        __m256i qi[4];
+        for (int i = 0; i < 4; ++i)
+          qi[i] = _mm256_cvtps_epi32(_mm256_round_ps(_mm256_mul_ps(_mm256_loadu_ps(x + 32 * g + 8 * i), vid),
+                                                     _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+        __m256i p8 = _mm256_packs_epi16(_mm256_packs_epi32(qi[0], qi[1]), _mm256_packs_epi32(qi[2], qi[3]));
+        p8 = _mm256_permutevar8x32_epi32(p8, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(q + 32 * g), p8);
+        xs = _mm256_add_epi16(xs, _mm256_maddubs_epi16(ones, p8));  // lane L: q[2L] + q[2L + 1]
+      }
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(out.xs + (t * nsb + b) * 16), _mm256_slli_epi16(xs, 3));
+      out.d[t * nsb + b] = d;
+    }
+  }
+}
+
 void matmul_small(ThreadPool& pool, const TensorView& W, const float* X, int64_t n, float* Y) {
   const int64_t rows = W.rows(), cols = W.cols();
   const size_t row_bytes = dtype_row_bytes(W.dtype, cols);
   const int64_t chunk = row_chunk(rows, row_bytes, n, pool.size());
+  if (W.dtype == DType::Q4_SB) {
+    const int64_t nsb = cols / 160;
+    SuperActs sa{n, cols, scratch(g_xq, static_cast<size_t>(n * cols)), scratch(g_xd, static_cast<size_t>(n * nsb)),
+                 scratch(g_xs16, static_cast<size_t>(n * nsb * 16))};
+    quantize_acts_sb(X, n, cols, sa);
+    const SBArgs A{W.data, row_bytes, rows, nsb, &sa, Y};
+    pool.parallel_for(rows, chunk, [&](int64_t b, int64_t e, int) { q4sb_chunk(A, b, e, n); });
+    return;
+  }
   if (W.dtype == DType::Q8_0 || W.dtype == DType::Q4_0) {
     const int64_t nb = cols / 32;
     QuantizedActs qa{n, cols, scratch(g_xq, static_cast<size_t>(n * cols) + 32), scratch(g_xd, static_cast<size_t>(n * nb)),
@@ -521,6 +671,42 @@ constexpr int kMaxPrefetch = kKc / 4;  // lines one micro-kernel call can issue
 
 namespace {
 
+// Q4_SB cols [k0, k0 + len) (multiples of 32) to f32. A 32-element group m
+// of a super-block is one half of a 32-byte load (m < 4) or the 16-byte tail;
+// its 8-element piece k spans sub-blocks 2k and 2k + 1, whose scales are
+// permuted into place once per super-block.
+void convert_q4sb(const std::byte* row, int64_t k0, int64_t len, float* dst) {
+  const auto* blocks = reinterpret_cast<const quant::BlockQ4SB*>(row);
+  const __m256i m4 = _mm256_set1_epi8(0x0f), eight = _mm256_set1_epi8(8);
+  int64_t g = k0 / 32;
+  const int64_t g1 = (k0 + len) / 32;
+  int64_t sb = g / 5;
+  int m = static_cast<int>(g % 5);
+  for (; g < g1; ++sb, m = 0) {
+    const quant::BlockQ4SB& b = blocks[sb];
+    const __m256 sc = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(b.sc))));
+    const __m256 ss = _mm256_mul_ps(sc, _mm256_set1_ps(_cvtsh_ss(b.d)));
+    __m256 s[4];
+    for (int k = 0; k < 4; ++k)
+      s[k] = _mm256_permutevar8x32_ps(ss, _mm256_setr_epi32(2 * k, 2 * k, 2 * k, 2 * k, 2 * k + 1, 2 * k + 1, 2 * k + 1, 2 * k + 1));
+    for (; m < 5 && g < g1; ++m, ++g, dst += 32) {
+      __m256i q;
+      if (m < 4) {
+        const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.q + (m / 2) * 32));
+        q = _mm256_and_si256(m % 2 ? _mm256_srli_epi16(v, 4) : v, m4);
+      } else {
+        const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b.q + 64));
+        q = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(v, 4), v), m4);
+      }
+      q = _mm256_sub_epi8(q, eight);
+      const __m128i lo = _mm256_castsi256_si128(q), hi = _mm256_extracti128_si256(q, 1);
+      const __m128i parts[4] = {lo, _mm_srli_si128(lo, 8), hi, _mm_srli_si128(hi, 8)};
+      for (int k = 0; k < 4; ++k)
+        _mm256_storeu_ps(dst + 8 * k, _mm256_mul_ps(s[k], _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(parts[k]))));
+    }
+  }
+}
+
 // Converts cols [k0, k0 + len) of one weight row to f32.
 void convert_range(DType dt, const std::byte* row, int64_t k0, int64_t len, float* dst) {
   switch (dt) {
@@ -553,6 +739,7 @@ void convert_range(DType dt, const std::byte* row, int64_t k0, int64_t len, floa
       }
       return;
     }
+    case DType::Q4_SB: convert_q4sb(row, k0, len, dst); return;
     case DType::Q4_0: {
       const auto* b = reinterpret_cast<const quant::BlockQ4_0*>(row) + k0 / 32;
       const __m128i m4 = _mm_set1_epi8(0x0f), eight = _mm_set1_epi8(8);
@@ -686,8 +873,11 @@ void gemm(ThreadPool& pool, const TensorView& W, const float* X, int64_t n, floa
         const bool next_item = k0 + kKc >= K;
         const int64_t pf_r0 = next_item ? r0 + kItemRows : r0, pf_k0 = next_item ? 0 : k0 + kKc;
         const int64_t pf_nr = next_item ? (item + 1 < e ? std::min(kItemRows, rows - pf_r0) : 0) : nr;
-        const size_t pf_off = dtype_row_bytes(dt, pf_k0);
-        const size_t pf_len = dtype_row_bytes(dt, std::min(kKc, K - pf_k0));
+        // Bytes of the blocks holding cols [pf_k0, pf_k0 + kKc) (Q4_SB blocks
+        // of 160 straddle the K blocks).
+        const int64_t bsz = dtype_block_size(dt), pf_k1 = std::min(K, pf_k0 + kKc);
+        const size_t pf_off = dtype_row_bytes(dt, pf_k0 / bsz * bsz);
+        const size_t pf_len = dtype_row_bytes(dt, (pf_k1 + bsz - 1) / bsz * bsz) - pf_off;
         const int64_t calls = n_tp * npan;
         int64_t owed = 0, pf_row = 0;
         for (int64_t tp = 0; tp < n_tp; ++tp) {
