@@ -117,6 +117,22 @@ TEST(CliQuantize, QuantizedDirectoryLoadsInEveryCommand) {
   EXPECT_NE(bad.err.find("unknown weight type 'q2_k'"), std::string::npos) << bad.err;
 }
 
+// Q4_SB end to end: rows of 64 fall back to Q4_0 (listed), mlp.proj (rows of
+// 160) is Q4_SB, and the directory generates text.
+TEST(CliQuantize, Q4SBModelGenerates) {
+  std::string d = test::temp_dir() + "/q4sb";
+  auto r = run_cli({"quantize", "-m", tiny(), "--type", "q4_sb", "-o", d});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE((r.out + r.err).find("is not a multiple of 160; stored as Q4_0"), std::string::npos) << r.out << r.err;
+  auto info = run_cli({"info", "-m", d});
+  ASSERT_EQ(info.exit_code, 0) << info.err;
+  EXPECT_NE(info.out.find("Q4_SB"), std::string::npos) << info.out;
+  auto g = run_cli({"generate", "-m", d, "-t", "2", "--ids", "1,2,3,4,5", "--init-scale", "0", "-n", "6", "--steps", "4", "--json"});
+  ASSERT_EQ(g.exit_code, 0) << g.err;
+  EXPECT_NE(g.out.find("\"finish\":\"length\""), std::string::npos) << g.out;
+  EXPECT_NE(g.out.find("\"steps\":[4,4,4,4,4,4]"), std::string::npos) << g.out;
+}
+
 TEST(CliCompare, ReportsDriftOfAQuantizedModel) {
   std::string d = test::temp_dir() + "/cmp";
   ASSERT_EQ(run_cli({"quantize", "-m", tiny(), "--type", "q8_0", "-o", d}).exit_code, 0);
