@@ -53,9 +53,8 @@ void quantize_q4sb(const float* x, BlockQ4SB& b) {
   for (int i = 0; i < 160; ++i) {
     const float v = (x[i] * inv[(i % 32) / 4] + 12582912.0f) - 12582912.0f;  // round to nearest even
     const int q = static_cast<int>(std::min(7.0f, std::max(-8.0f, v))) + 8;
-    const int byte = i < 128 ? (i / 64) * 32 + i % 32 : 64 + (i - 128) % 16;
-    const bool high = i < 128 ? i % 64 >= 32 : i >= 144;
-    b.q[byte] = static_cast<uint8_t>(b.q[byte] | (high ? q << 4 : q));
+    uint8_t& byte = b.q[q4sb_byte(i)];
+    byte = static_cast<uint8_t>(byte | (q4sb_high(i) ? q << 4 : q));
   }
 }
 

@@ -44,11 +44,11 @@ struct BlockQ4SB {
 };
 static_assert(sizeof(BlockQ4SB) == 90);
 
-// Nibble of element i (0..159) of a Q4_SB block.
+// Where element i (0..159) of a Q4_SB block sits: byte of q, high nibble or not.
+inline int q4sb_byte(int i) { return i < 128 ? (i / 64) * 32 + i % 32 : 64 + (i - 128) % 16; }
+inline bool q4sb_high(int i) { return i < 128 ? i % 64 >= 32 : i >= 144; }
 inline int q4sb_nibble(const BlockQ4SB& b, int i) {
-  const int byte = i < 128 ? (i / 64) * 32 + i % 32 : 64 + (i - 128) % 16;
-  const bool high = i < 128 ? i % 64 >= 32 : i >= 144;
-  return high ? b.q[byte] >> 4 : b.q[byte] & 0x0f;
+  return q4sb_high(i) ? b.q[q4sb_byte(i)] >> 4 : b.q[q4sb_byte(i)] & 0x0f;
 }
 
 // Scalar reference implementations (also used by `huginn quantize`).

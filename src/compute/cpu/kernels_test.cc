@@ -167,6 +167,15 @@ TEST(QuantizeActs, DispatchedMatchesReference) {
   quantize_acts_ref(X.data(), 5, 64, qa);
   EXPECT_EQ(d[1], 0.0f);
   for (int i = 0; i < 5 * 64; ++i) EXPECT_LE(std::fabs(q[i] * d[i / 32] - X[i]), d[i / 32] * 0.5f + 1e-7f);
+  if (!use_avx2()) GTEST_SKIP() << "no AVX2";
+  std::vector<int8_t> q2(5 * 64);
+  std::vector<float> d2(10);
+  std::vector<int32_t> s2(10);
+  QuantizedActs qb{5, 64, q2.data(), d2.data(), s2.data()};
+  avx2::quantize_acts(X.data(), 5, 64, qb);
+  EXPECT_EQ(q, q2);
+  EXPECT_EQ(d, d2);
+  EXPECT_EQ(s, s2);
 }
 
 TEST(QuantizeActs, SuperBlocksDispatchedMatchesReferenceExactly) {

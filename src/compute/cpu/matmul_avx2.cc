@@ -525,72 +525,64 @@ thread_local std::vector<float> g_xd;
 thread_local std::vector<int32_t> g_xs;
 thread_local std::vector<int16_t> g_xs16;
 
+// max |x[i]| over n floats (n a multiple of 8).
+inline float abs_max(const float* x, int n) {
+  const __m256 absmask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+  __m256 m = _mm256_setzero_ps();
+  for (int i = 0; i < n; i += 8) m = _mm256_max_ps(m, _mm256_and_ps(_mm256_loadu_ps(x + i), absmask));
+  __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+  m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+  return _mm_cvtss_f32(_mm_max_ss(m4, _mm_movehdup_ps(m4)));
+}
+
+// 32 floats times vid, rounded to nearest even, as int8 in order (the packs
+// interleave 128-bit lanes; a permute restores the order).
+inline __m256i quantize32(const float* x, __m256 vid) {
+  __m256i qi[4];
+  for (int i = 0; i < 4; ++i)
+    qi[i] = _mm256_cvtps_epi32(_mm256_round_ps(_mm256_mul_ps(_mm256_loadu_ps(x + 8 * i), vid),
+                                               _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+  const __m256i p8 = _mm256_packs_epi16(_mm256_packs_epi32(qi[0], qi[1]), _mm256_packs_epi32(qi[2], qi[3]));
+  return _mm256_permutevar8x32_epi32(p8, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+}
+
+inline int32_t hsum_epi32(__m256i v) {
+  __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4e));
+  return _mm_cvtsi128_si32(_mm_add_epi32(s, _mm_shuffle_epi32(s, 0xb1)));
+}
+
 }  // namespace
 
 void quantize_acts(const float* X, int64_t n, int64_t cols, QuantizedActs& out) {
   const int64_t nb = cols / 32;
+  const __m256i ones8 = _mm256_set1_epi8(1), ones16 = _mm256_set1_epi16(1);
   for (int64_t t = 0; t < n; ++t) {
     for (int64_t b = 0; b < nb; ++b) {
       const float* x = X + t * cols + b * 32;
-      __m256 v[4];
-      __m256 m = _mm256_setzero_ps();
-      const __m256 absmask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
-      for (int i = 0; i < 4; ++i) {
-        v[i] = _mm256_loadu_ps(x + 8 * i);
-        m = _mm256_max_ps(m, _mm256_and_ps(v[i], absmask));
-      }
-      __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
-      m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
-      m4 = _mm_max_ss(m4, _mm_movehdup_ps(m4));
-      const float amax = _mm_cvtss_f32(m4);
-      const float d = amax / 127.0f;
-      const float id = d != 0 ? 1.0f / d : 0.0f;
-      const __m256 vid = _mm256_set1_ps(id);
-      __m256i qi[4];
-      for (int i = 0; i < 4; ++i)
-        qi[i] = _mm256_cvtps_epi32(_mm256_round_ps(_mm256_mul_ps(v[i], vid), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
-      // Sum of the 32 values.
-      __m256i s = _mm256_add_epi32(_mm256_add_epi32(qi[0], qi[1]), _mm256_add_epi32(qi[2], qi[3]));
-      __m128i s4 = _mm_add_epi32(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
-      s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0x4e));
-      s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0xb1));
-      // Pack to int8 in order: packs interleave 128-bit lanes, fix with a permute.
-      const __m256i p16a = _mm256_packs_epi32(qi[0], qi[1]);
-      const __m256i p16b = _mm256_packs_epi32(qi[2], qi[3]);
-      __m256i p8 = _mm256_packs_epi16(p16a, p16b);
-      p8 = _mm256_permutevar8x32_epi32(p8, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+      const float d = abs_max(x, 32) / 127.0f;
+      const __m256i p8 = quantize32(x, _mm256_set1_ps(d != 0 ? 1.0f / d : 0.0f));
       _mm256_storeu_si256(reinterpret_cast<__m256i*>(out.q + t * cols + b * 32), p8);
       out.d[t * nb + b] = d;
-      out.sum[t * nb + b] = _mm_cvtsi128_si32(s4);
+      out.sum[t * nb + b] = hsum_epi32(_mm256_madd_epi16(_mm256_maddubs_epi16(ones8, p8), ones16));
     }
   }
 }
 
 void quantize_acts_sb(const float* X, int64_t n, int64_t cols, SuperActs& out) {
   const int64_t nsb = cols / 160;
-  const __m256 absmask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
-  const __m256i ones = _mm256_set1_epi8(1);
+  const __m256i ones8 = _mm256_set1_epi8(1);
   for (int64_t t = 0; t < n; ++t) {
     for (int64_t b = 0; b < nsb; ++b) {
       const float* x = X + t * cols + b * 160;
-      __m256 m = _mm256_setzero_ps();
-      for (int i = 0; i < 20; ++i) m = _mm256_max_ps(m, _mm256_and_ps(_mm256_loadu_ps(x + 8 * i), absmask));
-      __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
-      m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
-      m4 = _mm_max_ss(m4, _mm_movehdup_ps(m4));
-      const float d = _mm_cvtss_f32(m4) / 127.0f;
+      const float d = abs_max(x, 160) / 127.0f;
       const __m256 vid = _mm256_set1_ps(d != 0 ? 1.0f / d : 0.0f);
       int8_t* q = out.q + t * cols + b * 160;
       __m256i xs = _mm256_setzero_si256();
       for (int g = 0; g < 5; ++g) {
-        __m256i qi[4];
-        for (int i = 0; i < 4; ++i)
-          qi[i] = _mm256_cvtps_epi32(_mm256_round_ps(_mm256_mul_ps(_mm256_loadu_ps(x + 32 * g + 8 * i), vid),
-                                                     _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
-        __m256i p8 = _mm256_packs_epi16(_mm256_packs_epi32(qi[0], qi[1]), _mm256_packs_epi32(qi[2], qi[3]));
-        p8 = _mm256_permutevar8x32_epi32(p8, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+        const __m256i p8 = quantize32(x + 32 * g, vid);
         _mm256_storeu_si256(reinterpret_cast<__m256i*>(q + 32 * g), p8);
-        xs = _mm256_add_epi16(xs, _mm256_maddubs_epi16(ones, p8));  // lane L: q[2L] + q[2L + 1]
+        xs = _mm256_add_epi16(xs, _mm256_maddubs_epi16(ones8, p8));  // lane L: q[2L] + q[2L + 1]
       }
       _mm256_storeu_si256(reinterpret_cast<__m256i*>(out.xs + (t * nsb + b) * 16), _mm256_slli_epi16(xs, 3));
       out.d[t * nsb + b] = d;
