@@ -13,8 +13,8 @@ namespace {
 // Scale s for the values x (q = clamp(round(x / s), -8, 7)) with the least
 // squared error: 8 candidate divisors from 7 to 8.75 around the Q4_0 choice
 // maxv / -8, each refitted by least squares for its q (error
-// sum x^2 - (sum x q)^2 / sum q^2). The candidates are the inner loop so that
-// it vectorizes.
+// sum x^2 - (sum x q)^2 / sum q^2). The candidates are the inner loop: eight
+// independent sums instead of one dependency chain per candidate.
 float best_q4_scale(const float* x, int n) {
   float maxv = 0, amax = 0;
   for (int i = 0; i < n; ++i)
@@ -27,7 +27,7 @@ float best_q4_scale(const float* x, int n) {
     for (int c = 0; c < kC; ++c) {
       // Round to nearest even by the 1.5 * 2^23 trick (|x * inv| <= 9).
       float q = (x[i] * inv[c] + 12582912.0f) - 12582912.0f;
-      q = q < -8.0f ? -8.0f : q;  // (ternaries: minss/maxss, no branches)
+      q = q < -8.0f ? -8.0f : q;
       q = q > 7.0f ? 7.0f : q;
       xq[c] += x[i] * q, qq[c] += q * q;
     }
