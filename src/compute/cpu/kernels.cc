@@ -56,6 +56,19 @@ int32_t q4sb_block_dot(const quant::BlockQ4SB& b, const int8_t* xq) {
   return acc;
 }
 
+// One Q4_SB weight row against one token's activations, summed in Acc
+// (float for the fallback kernel, double for the reference).
+template <typename Acc>
+Acc q4sb_row_dot(const std::byte* row, const SuperActs& sa, int64_t t) {
+  const auto* blk = reinterpret_cast<const quant::BlockQ4SB*>(row);
+  const int64_t nsb = sa.cols / 160;
+  Acc s = 0;
+  for (int64_t i = 0; i < nsb; ++i)
+    s += static_cast<Acc>(q4sb_block_dot(blk[i], sa.q + t * sa.cols + i * 160)) *
+         (static_cast<Acc>(f16_to_f32(blk[i].d)) * sa.d[t * nsb + i]);
+  return s;
+}
+
 struct SuperActBuffers {
   std::vector<int8_t> q;
   std::vector<float> d;
@@ -113,17 +126,9 @@ void matmul_scalar(ThreadPool& pool, const TensorView& W, const float* X, int64_
     thread_local SuperActBuffers buf;
     SuperActs sa = buf.get(n, cols);
     quantize_acts_sb_ref(X, n, cols, sa);
-    const int64_t nsb = cols / 160;
     pool.parallel_for(rows, 16, [&](int64_t b, int64_t e, int) {
-      for (int64_t r = b; r < e; ++r) {
-        const auto* blk = reinterpret_cast<const quant::BlockQ4SB*>(W.data + static_cast<size_t>(r) * row_bytes);
-        for (int64_t t = 0; t < n; ++t) {
-          float s = 0;
-          for (int64_t i = 0; i < nsb; ++i)
-            s += static_cast<float>(q4sb_block_dot(blk[i], sa.q + t * cols + i * 160)) * (f16_to_f32(blk[i].d) * sa.d[t * nsb + i]);
-          Y[t * rows + r] = s;
-        }
-      }
+      for (int64_t r = b; r < e; ++r)
+        for (int64_t t = 0; t < n; ++t) Y[t * rows + r] = q4sb_row_dot<float>(W.data + static_cast<size_t>(r) * row_bytes, sa, t);
     });
     return;
   }
@@ -308,16 +313,9 @@ void matmul_q8act(const TensorView& W, const float* X, int64_t n, float* Y) {
     SuperActBuffers buf;
     SuperActs sa = buf.get(n, cols);
     quantize_acts_sb_ref(X, n, cols, sa);
-    const int64_t nsb = cols / 160;
-    for (int64_t r = 0; r < rows; ++r) {
-      const auto* blk = reinterpret_cast<const quant::BlockQ4SB*>(W.data + static_cast<size_t>(r) * row_bytes);
-      for (int64_t t = 0; t < n; ++t) {
-        double s = 0;
-        for (int64_t i = 0; i < nsb; ++i)
-          s += static_cast<double>(q4sb_block_dot(blk[i], sa.q + t * cols + i * 160)) * f16_to_f32(blk[i].d) * sa.d[t * nsb + i];
-        Y[t * rows + r] = static_cast<float>(s);
-      }
-    }
+    for (int64_t r = 0; r < rows; ++r)
+      for (int64_t t = 0; t < n; ++t)
+        Y[t * rows + r] = static_cast<float>(q4sb_row_dot<double>(W.data + static_cast<size_t>(r) * row_bytes, sa, t));
     return;
   }
   ActBuffers buf;
