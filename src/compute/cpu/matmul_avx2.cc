@@ -328,70 +328,148 @@ inline void q4_pairs(const QuantArgs& A, const Q4Acts& P, int64_t r0, int64_t t0
 struct SBArgs {
   const std::byte* W;
   size_t row_bytes;
-  int64_t rows, nsb;
+  int64_t rows, nsb, n;
   const SuperActs* xa;
+  const int16_t* xs2;  // per token pair (2k, 2k + 1) and super-block, see q4sb_pair_sums
+  const float* xdT;    // activation scales transposed, [nsb][n]
   float* Y;
 };
 
-// One super-block of one row against T tokens: acc[t] += d * dx[t] * sum.
+// One super-block of one row against T tokens.
+//
+// Per token, five maddubs summed in int16 give lane L = the elements with
+// (i % 32) / 2 == L, before the "- 8". Two tokens a, b then meet in one hadd:
+// lane j of each 128-bit half is a's lanes 2j + 2j+1 for j < 4 and b's for
+// j >= 4, i.e. one sub-block of one token. The int16 arithmetic wraps on the
+// way but the result is exact, as the true sub-block sum after the "- 8"
+// (xs2, the two tokens' lane sums hadd-ed the same way) stays within
+// 20 * 8 * 127 = 20320. One madd with [sc0 sc1 sc2 sc3 sc0 sc1 sc2 sc3 |
+// sc4 .. sc7 sc4 .. sc7] applies the sub-scales: int32 [a a b b | a a b b].
+// For four tokens one hadd of the two pairs gives [a b c d | a b c d], so a
+// single convert, multiply and FMA (scales [dx_a dx_b dx_c dx_d] straight
+// from the transposed array) finish the super-block: about 15 vector ops per
+// token against 19 with a madd, convert and FMA per token, and the tile is
+// bound by vector ops, not by its multiplies (turning the maddubs into adds
+// changed its speed by under 10%). A pair alone hadds with itself,
+// [a b a b | a b a b]; an odd last token runs alone with a madd of
+// [sc0 sc0 sc1 sc1 ...].
 template <int T>
 inline __attribute__((always_inline)) void q4sb_step(const quant::BlockQ4SB& b, const int8_t* const* xq,
-                                                     const float* const* xd, const int16_t* const* xs, int64_t sb,
-                                                     __m256* acc) {
+                                                     const int16_t* const* xs, const int16_t* const* xs2,
+                                                     const float* xdT, int64_t n, int64_t sb, __m256* acc) {
   const __m256i m4 = _mm256_set1_epi8(0x0f);
   const __m256i c0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.q));
   const __m256i c1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.q + 32));
-  const __m128i c2 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b.q + 64));
+  // The last 16 bytes in both halves; the upper half shifted for the high nibbles.
+  const __m256i c2 = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b.q + 64)));
   const __m256i lo0 = _mm256_and_si256(c0, m4), hi0 = _mm256_and_si256(_mm256_srli_epi16(c0, 4), m4);
   const __m256i lo1 = _mm256_and_si256(c1, m4), hi1 = _mm256_and_si256(_mm256_srli_epi16(c1, 4), m4);
-  const __m256i q2 = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(c2, 4), c2), m4);
+  const __m256i q2 = _mm256_and_si256(_mm256_srlv_epi32(c2, _mm256_setr_epi32(0, 0, 0, 0, 4, 4, 4, 4)), m4);
   const __m128i sc8 = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(b.sc));
-  const __m256i sc = _mm256_cvtepi8_epi16(_mm_unpacklo_epi8(sc8, sc8));
-  const float d = _cvtsh_ss(b.d);
-  for (int t = 0; t < T; ++t) {
+  int16_t dbits;
+  std::memcpy(&dbits, &b.d, sizeof dbits);
+  const __m256 dv = _mm256_cvtph_ps(_mm_set1_epi16(dbits));
+  const float* xd = xdT + sb * n;  // this super-block's scales of the tile's tokens
+  auto raw = [&](int t) {
     const int8_t* x = xq[t] + sb * 160;
     auto ld = [x](int o) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + o)); };
-    const __m256i p01 = _mm256_add_epi16(_mm256_maddubs_epi16(lo0, ld(0)), _mm256_maddubs_epi16(hi0, ld(32)));
-    const __m256i p23 = _mm256_add_epi16(_mm256_maddubs_epi16(lo1, ld(64)), _mm256_maddubs_epi16(hi1, ld(96)));
-    const __m256i p4 = _mm256_sub_epi16(_mm256_maddubs_epi16(q2, ld(128)),
-                                        _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xs[t] + sb * 16)));
-    const __m256i p = _mm256_add_epi16(_mm256_add_epi16(p01, p23), p4);
-    acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_madd_epi16(p, sc)), _mm256_set1_ps(d * xd[t][sb]), acc[t]);
+    // A chain, not a tree: the tokens give the parallelism. Left alone, GCC
+    // reassociates the sums into a tree, holds ten products at once and
+    // spills them; the empty asm pins each partial sum.
+    auto pin = [](__m256i v) {
+      asm("" : "+x"(v));
+      return v;
+    };
+    __m256i p = _mm256_maddubs_epi16(lo0, ld(0));
+    p = pin(_mm256_add_epi16(p, _mm256_maddubs_epi16(hi0, ld(32))));
+    p = pin(_mm256_add_epi16(p, _mm256_maddubs_epi16(lo1, ld(64))));
+    p = pin(_mm256_add_epi16(p, _mm256_maddubs_epi16(hi1, ld(96))));
+    return _mm256_add_epi16(p, _mm256_maddubs_epi16(q2, ld(128)));
+  };
+  if constexpr (T >= 2) {
+    const __m256i sc = _mm256_cvtepi8_epi16(_mm_shuffle_epi8(sc8, _mm_setr_epi8(0, 1, 2, 3, 0, 1, 2, 3, 4, 5, 6, 7, 4, 5, 6, 7)));
+    auto pair = [&](int k) {  // int32 [a a b b | a a b b]
+      const __m256i p = _mm256_sub_epi16(_mm256_hadd_epi16(raw(k), raw(k + 1)),
+                                         _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xs2[k / 2] + sb * 16)));
+      return _mm256_madd_epi16(p, sc);
+    };
+    if constexpr (T == 4) {
+      const __m256i m = _mm256_hadd_epi32(pair(0), pair(2));
+      const __m256 f = _mm256_mul_ps(dv, _mm256_broadcast_ps(reinterpret_cast<const __m128*>(xd)));
+      acc[0] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(m), f, acc[0]);
+    } else {
+      const __m256i p = pair(0);
+      const __m256 f = _mm256_mul_ps(dv, _mm256_castpd_ps(_mm256_broadcast_sd(reinterpret_cast<const double*>(xd))));
+      acc[0] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_hadd_epi32(p, p)), f, acc[0]);
+    }
+  }
+  if constexpr (T % 2) {
+    constexpr int t = T - 1;
+    const __m256i sc = _mm256_cvtepi8_epi16(_mm_unpacklo_epi8(sc8, sc8));
+    const __m256i p = _mm256_sub_epi16(raw(t), _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xs[t] + sb * 16)));
+    acc[T / 2] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_madd_epi16(p, sc)), _mm256_mul_ps(dv, _mm256_set1_ps(xd[t])),
+                                 acc[T / 2]);
   }
 }
 
 template <int T>
 struct SBTokens {
   const int8_t* xq[T];
-  const float* xd[T];
   const int16_t* xs[T];
-  SBTokens(const SBArgs& A, int64_t t0) {
-    for (int t = 0; t < T; ++t)
-      xq[t] = A.xa->q + (t0 + t) * A.nsb * 160, xd[t] = A.xa->d + (t0 + t) * A.nsb, xs[t] = A.xa->xs + (t0 + t) * A.nsb * 16;
+  const int16_t* xs2[T / 2 + 1];
+  const float* xdT;
+  SBTokens(const SBArgs& A, int64_t t0) : xdT(A.xdT + t0) {
+    for (int t = 0; t < T; ++t) xq[t] = A.xa->q + (t0 + t) * A.nsb * 160, xs[t] = A.xa->xs + (t0 + t) * A.nsb * 16;
+    for (int k = 0; k + 2 <= T; k += 2) xs2[k / 2] = A.xs2 + (t0 + k) / 2 * A.nsb * 16;  // t0 is even
   }
 };
 
-// Rows [r0, r0 + R) x tokens [t0, t0 + T), whole rows (small T).
+// Rows [r0, r0 + R) x tokens [t0, t0 + T), whole rows (T <= 4). One
+// accumulator per row, two for 3 tokens (see q4sb_step for the lanes).
 template <int R, int T>
 inline void q4sb_tile(const SBArgs& A, int64_t r0, int64_t t0) {
+  static_assert(T >= 1 && T <= 4);
   using quant::BlockQ4SB;
+  constexpr int NA = T == 3 ? 2 : 1;
   const BlockQ4SB* w[R];
   for (int r = 0; r < R; ++r) w[r] = reinterpret_cast<const BlockQ4SB*>(A.W + static_cast<size_t>(r0 + r) * A.row_bytes);
   const int64_t nsb = A.nsb;
   const SBTokens<T> X(A, t0);
-  __m256 acc[R][T];
+  __m256 acc[R][NA];
   for (int r = 0; r < R; ++r)
-    for (int t = 0; t < T; ++t) acc[r][t] = _mm256_setzero_ps();
+    for (int k = 0; k < NA; ++k) acc[r][k] = _mm256_setzero_ps();
   // The next tile's rows (contiguous after these), spread over the steps.
   const char* pf = reinterpret_cast<const char*>(A.W + static_cast<size_t>(r0 + R) * A.row_bytes);
   const int64_t next_lines = r0 + 2 * R <= A.rows ? static_cast<int64_t>(R * A.row_bytes / 64) : 0;
   int64_t owed = 0;
   for (int64_t sb = 0; sb < nsb; ++sb) {
     for (owed += next_lines; owed >= nsb; owed -= nsb, pf += 64) _mm_prefetch(pf, _MM_HINT_T0);
-    for (int r = 0; r < R; ++r) q4sb_step<T>(w[r][sb], X.xq, X.xd, X.xs, sb, acc[r]);
+    for (int r = 0; r < R; ++r) q4sb_step<T>(w[r][sb], X.xq, X.xs, X.xs2, X.xdT, A.n, sb, acc[r]);
   }
-  for (int r = 0; r < R; ++r)
-    for (int t = 0; t < T; ++t) A.Y[(t0 + t) * A.rows + r0 + r] = hsum(acc[r][t]);
+  for (int r = 0; r < R; ++r) {
+    float* y = A.Y + t0 * A.rows + r0 + r;
+    if constexpr (T == 1) {
+      y[0] = hsum(acc[r][0]);
+    } else {
+      float v[4];  // T == 4: [a b c d]; pairs: [a b a b]
+      _mm_storeu_ps(v, _mm_add_ps(_mm256_castps256_ps128(acc[r][0]), _mm256_extractf128_ps(acc[r][0], 1)));
+      for (int t = 0; t < (T == 4 ? 4 : 2); ++t) y[t * A.rows] = v[t];
+      if constexpr (T == 3) y[2 * A.rows] = hsum(acc[r][1]);
+    }
+  }
+}
+
+// Per token pair (2k, 2k + 1) and super-block, the two tokens' "- 8" lane
+// sums hadd-ed the way q4sb_step hadds their products; and the activation
+// scales transposed to [nsb][n], so a tile's tokens' scales are adjacent.
+void q4sb_token_data(const SuperActs& sa, int64_t nsb, int16_t* xs2, float* xdT) {
+  for (int64_t k = 0; k + 1 < sa.n; k += 2)
+    for (int64_t sb = 0; sb < nsb; ++sb) {
+      const auto ld = [&](int64_t t) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(sa.xs + (t * nsb + sb) * 16)); };
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(xs2 + (k / 2 * nsb + sb) * 16), _mm256_hadd_epi16(ld(k), ld(k + 1)));
+    }
+  for (int64_t t = 0; t < sa.n; ++t)
+    for (int64_t sb = 0; sb < nsb; ++sb) xdT[sb * sa.n + t] = sa.d[t * nsb + sb];
 }
 
 // Rows [r0, r0 + R) against all n tokens. Tiles of 4 tokens take one row
@@ -523,7 +601,8 @@ thread_local std::vector<float> g_xp;
 thread_local std::vector<int8_t> g_xq;
 thread_local std::vector<float> g_xd;
 thread_local std::vector<int32_t> g_xs;
-thread_local std::vector<int16_t> g_xs16;
+thread_local std::vector<int16_t> g_xs16, g_xs2;
+thread_local std::vector<float> g_xdT;
 
 // max |x[i]| over n floats (n a multiple of 8).
 inline float abs_max(const float* x, int n) {
@@ -599,7 +678,10 @@ void matmul_small(ThreadPool& pool, const TensorView& W, const float* X, int64_t
     SuperActs sa{n, cols, scratch(g_xq, static_cast<size_t>(n * cols)), scratch(g_xd, static_cast<size_t>(n * nsb)),
                  scratch(g_xs16, static_cast<size_t>(n * nsb * 16))};
     quantize_acts_sb(X, n, cols, sa);
-    const SBArgs A{W.data, row_bytes, rows, nsb, &sa, Y};
+    int16_t* xs2 = scratch(g_xs2, static_cast<size_t>(n / 2 * nsb * 16));
+    float* xdT = scratch(g_xdT, static_cast<size_t>(n * nsb));
+    q4sb_token_data(sa, nsb, xs2, xdT);
+    const SBArgs A{W.data, row_bytes, rows, nsb, n, &sa, xs2, xdT, Y};
     pool.parallel_for(rows, chunk, [&](int64_t b, int64_t e, int) { q4sb_chunk(A, b, e, n); });
     return;
   }
