@@ -161,6 +161,17 @@ TEST(CliBench, ReportsATable) {
   EXPECT_NE(r.out.find("| BF16 | pp4 | 2 | 1 |"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("| BF16 | tg2 | 2 | 2 |"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("peak RSS"), std::string::npos);
+  // With one round the paired ratio is the table's tokens/s ratio.
+  auto tps = [&](const std::string& row) {
+    const size_t at = r.out.find(row);
+    return at == std::string::npos ? -1.0 : std::stod(r.out.substr(at + row.size()));
+  };
+  const double t1 = tps("| BF16 | tg2 | 2 | 1 | "), t2 = tps("| BF16 | tg2 | 2 | 2 | ");
+  const std::string ratio_line = "batch 2 vs batch 1 (r=2): ";
+  const size_t at = r.out.find(ratio_line);
+  ASSERT_NE(at, std::string::npos) << r.out;
+  EXPECT_NEAR(std::stod(r.out.substr(at + ratio_line.size())), t2 / t1, 0.006) << r.out;
+  EXPECT_NE(r.out.find("(median of 1 rounds: "), std::string::npos) << r.out;
   auto hp = run_cli({"bench", "-m", tiny(), "--steps", "1", "--prompt", "2", "--gen", "1", "--repeat", "1", "--hugepages"});
   ASSERT_EQ(hp.exit_code, 0) << hp.err;
   EXPECT_NE(hp.out.find("s copying into huge pages)"), std::string::npos) << hp.out;

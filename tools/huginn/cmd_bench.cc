@@ -79,9 +79,9 @@ void setup_bench(CLI::App& app) {
   cmd->add_option("--prompt", a->prompt, "prompt tokens (prefill test)")->capture_default_str();
   cmd->add_option("--gen", a->gen, "decoded tokens per run (decode test)")->capture_default_str();
   cmd->add_option("--batch", a->batch, "sequences decoded together, comma-separated")->capture_default_str();
-  cmd->add_option("--repeat", a->repeat, "runs per test (medians are reported)")->capture_default_str();
+  cmd->add_option("--repeat", a->repeat, "rounds; each round runs every test once (medians are reported)")->capture_default_str();
   cmd->add_flag("--roofline", a->roofline, "measure read bandwidth and FMA peak in this run and report shares");
-  cmd->add_flag("--no-prefill", a->no_prefill, "skip timing the prefill (still runs it once to fill the cache)");
+  cmd->add_flag("--no-prefill", a->no_prefill, "skip timing the prefill (the prompt still fills the cache)");
   cmd->add_option("--seed", a->seed, "seed for the random prompt")->capture_default_str();
   cmd->add_flag("--hugepages", a->huge_pages, "copy the weights into 2 MiB pages at load (copy time reported separately)");
   cmd->callback([a] {
@@ -129,76 +129,107 @@ void setup_bench(CLI::App& app) {
     std::mt19937 rng(static_cast<uint32_t>(a->seed));
     std::uniform_int_distribution<int32_t> tok(0, static_cast<int32_t>(std::min<int64_t>(c.vocab_size, 65504) - 1));
 
-    for (int64_t batch : batch_list) {
-      for (int64_t r : steps_list) {
-        std::vector<double> prefill_s, decode_s;
-        double cpu_used = 0, wall_used = 0;
-        for (int rep = 0; rep < a->repeat; ++rep) {
-          std::vector<std::vector<int32_t>> prompts(static_cast<size_t>(batch));
-          std::vector<KVCache> caches;
-          for (auto& p : prompts)
-            for (int64_t i = 0; i < a->prompt; ++i) p.push_back(tok(rng));
-          for (int64_t b = 0; b < batch; ++b) caches.emplace_back(c);
-          std::vector<SequenceInput> in;
-          for (int64_t b = 0; b < batch; ++b) in.push_back({prompts[static_cast<size_t>(b)], &caches[static_cast<size_t>(b)]});
-          StateInitializer init(a->seed);
-          auto run_call = [&] {
-            engine.begin(in);
-            engine.init_state(1.0f, init);
-            for (int64_t i = 0; i < r; ++i) engine.step();
-            engine.decode(false);
-          };
-          if (!a->no_prefill || rep == 0) {
-            double c0 = cpu_seconds(), w0 = now();
-            run_call();
-            double dt = now() - w0;
-            if (!a->no_prefill) {
-              prefill_s.push_back(dt);
-              cpu_used += cpu_seconds() - c0;
-              wall_used += dt;
-            }
+    // The tests take turns, one repetition of each per round, so that a slow
+    // stretch of a shared machine hits every test alike, and batch-N-vs-1
+    // ratios can be paired within a round.
+    struct Test {
+      int64_t batch, r;
+      std::vector<double> prefill_s, decode_s, round_decode_s;  // round_*: median call per round
+      double cpu_used = 0, wall_used = 0;
+    };
+    std::vector<Test> tests;
+    for (int64_t batch : batch_list)
+      for (int64_t r : steps_list) tests.push_back({batch, r, {}, {}, {}});
+    for (int rep = 0; rep < a->repeat; ++rep) {
+      for (Test& T : tests) {
+        const int64_t batch = T.batch, r = T.r;
+        std::vector<std::vector<int32_t>> prompts(static_cast<size_t>(batch));
+        std::vector<KVCache> caches;
+        for (auto& p : prompts)
+          for (int64_t i = 0; i < a->prompt; ++i) p.push_back(tok(rng));
+        for (int64_t b = 0; b < batch; ++b) caches.emplace_back(c);
+        std::vector<SequenceInput> in;
+        for (int64_t b = 0; b < batch; ++b) in.push_back({prompts[static_cast<size_t>(b)], &caches[static_cast<size_t>(b)]});
+        StateInitializer init(a->seed);
+        auto run_call = [&] {
+          engine.begin(in);
+          engine.init_state(1.0f, init);
+          for (int64_t i = 0; i < r; ++i) engine.step();
+          engine.decode(false);
+        };
+        {  // the prompt fills the cache; timed unless --no-prefill
+          double c0 = cpu_seconds(), w0 = now();
+          run_call();
+          double dt = now() - w0;
+          if (!a->no_prefill) {
+            T.prefill_s.push_back(dt);
+            T.cpu_used += cpu_seconds() - c0;
+            T.wall_used += dt;
           }
-          std::vector<std::vector<int32_t>> next(static_cast<size_t>(batch), std::vector<int32_t>(1));
-          for (int64_t g = 0; g < a->gen; ++g) {
-            for (int64_t b = 0; b < batch; ++b) {
-              auto l = engine.logits(static_cast<int>(b));
-              next[static_cast<size_t>(b)][0] =
-                  static_cast<int32_t>(std::max_element(l.begin(), l.end()) - l.begin()) % static_cast<int32_t>(c.vocab_size);
-              in[static_cast<size_t>(b)].tokens = next[static_cast<size_t>(b)];
-            }
-            double c0 = cpu_seconds(), w0 = now();
-            run_call();
-            double dt = now() - w0;
-            decode_s.push_back(dt);
-            cpu_used += cpu_seconds() - c0;
-            wall_used += dt;
+        }
+        std::vector<std::vector<int32_t>> next(static_cast<size_t>(batch), std::vector<int32_t>(1));
+        std::vector<double> this_round;
+        for (int64_t g = 0; g < a->gen; ++g) {
+          for (int64_t b = 0; b < batch; ++b) {
+            auto l = engine.logits(static_cast<int>(b));
+            next[static_cast<size_t>(b)][0] =
+                static_cast<int32_t>(std::max_element(l.begin(), l.end()) - l.begin()) % static_cast<int32_t>(c.vocab_size);
+            in[static_cast<size_t>(b)].tokens = next[static_cast<size_t>(b)];
           }
-          size_t kv = 0;
-          for (const auto& cache : caches) kv += cache.bytes();
-          kv_bytes = std::max(kv_bytes, kv);
+          double c0 = cpu_seconds(), w0 = now();
+          run_call();
+          double dt = now() - w0;
+          this_round.push_back(dt);
+          T.cpu_used += cpu_seconds() - c0;
+          T.wall_used += dt;
         }
-        const double cpu_pct = wall_used > 0 ? 100.0 * cpu_used / (wall_used * threads) : 0;
-        if (!prefill_s.empty()) {
-          const double t = median(prefill_s);
-          const double tokens = static_cast<double>(batch * a->prompt);
-          const double layer_apps = static_cast<double>(c.n_layers_in_prelude + c.n_layers_in_coda + c.n_layers_in_recurrent_block * r);
-          const double flops = matmul_flops_per_token(*model, r) * tokens + head_flops(*model) * static_cast<double>(batch) +
-                               static_cast<double>(batch) * layer_apps * attention_flops(c, 0, a->prompt);
-          const double gflops = flops / t / 1e9;
-          std::printf("| %s | pp%lld | %lld | %lld | %.2f | %.1f | | | %.1f | %s | %.0f |\n", type.c_str(), static_cast<long long>(a->prompt),
-                      static_cast<long long>(r), static_cast<long long>(batch), tokens / t, t * 1e3, gflops,
-                      fma > 0 ? (std::to_string(static_cast<int>(100.0 * gflops / fma + 0.5)) + "%").c_str() : "",
-                      cpu_pct);
-        }
-        const double t = median(decode_s);
-        const double gbs = static_cast<double>(model->weight_bytes_per_token(r)) / t / 1e9;
-        const double gflops = (matmul_flops_per_token(*model, r) + head_flops(*model)) * static_cast<double>(batch) / t / 1e9;
-        std::printf("| %s | tg%lld | %lld | %lld | %.3f | %.1f | %.1f | %s | %.1f | | %.0f |\n", type.c_str(), static_cast<long long>(a->gen),
-                    static_cast<long long>(r), static_cast<long long>(batch), static_cast<double>(batch) / t, t * 1e3, gbs,
-                    bw > 0 ? (std::to_string(static_cast<int>(100.0 * gbs / bw + 0.5)) + "%").c_str() : "", gflops, cpu_pct);
-        std::fflush(stdout);
+        T.decode_s.insert(T.decode_s.end(), this_round.begin(), this_round.end());
+        T.round_decode_s.push_back(median(this_round));
+        size_t kv = 0;
+        for (const auto& cache : caches) kv += cache.bytes();
+        kv_bytes = std::max(kv_bytes, kv);
       }
     }
+    for (const Test& T : tests) {
+      const int64_t batch = T.batch, r = T.r;
+      const double cpu_pct = T.wall_used > 0 ? 100.0 * T.cpu_used / (T.wall_used * threads) : 0;
+      if (!T.prefill_s.empty()) {
+        const double t = median(T.prefill_s);
+        const double tokens = static_cast<double>(batch * a->prompt);
+        const double layer_apps = static_cast<double>(c.n_layers_in_prelude + c.n_layers_in_coda + c.n_layers_in_recurrent_block * r);
+        const double flops = matmul_flops_per_token(*model, r) * tokens + head_flops(*model) * static_cast<double>(batch) +
+                             static_cast<double>(batch) * layer_apps * attention_flops(c, 0, a->prompt);
+        const double gflops = flops / t / 1e9;
+        std::printf("| %s | pp%lld | %lld | %lld | %.2f | %.1f | | | %.1f | %s | %.0f |\n", type.c_str(), static_cast<long long>(a->prompt),
+                    static_cast<long long>(r), static_cast<long long>(batch), tokens / t, t * 1e3, gflops,
+                    fma > 0 ? (std::to_string(static_cast<int>(100.0 * gflops / fma + 0.5)) + "%").c_str() : "",
+                    cpu_pct);
+      }
+      const double t = median(T.decode_s);
+      const double gbs = static_cast<double>(model->weight_bytes_per_token(r)) / t / 1e9;
+      const double gflops = (matmul_flops_per_token(*model, r) + head_flops(*model)) * static_cast<double>(batch) / t / 1e9;
+      std::printf("| %s | tg%lld | %lld | %lld | %.3f | %.1f | %.1f | %s | %.1f | | %.0f |\n", type.c_str(), static_cast<long long>(a->gen),
+                  static_cast<long long>(r), static_cast<long long>(batch), static_cast<double>(batch) / t, t * 1e3, gbs,
+                  bw > 0 ? (std::to_string(static_cast<int>(100.0 * gbs / bw + 0.5)) + "%").c_str() : "", gflops, cpu_pct);
+    }
+    // Batch scaling: tokens/s of batch N over batch 1, paired within each round.
+    for (const Test& one : tests) {
+      if (one.batch != 1) continue;
+      for (const Test& T : tests) {
+        if (T.batch == 1 || T.r != one.r) continue;
+        std::vector<double> ratios;
+        std::string list;
+        for (size_t i = 0; i < T.round_decode_s.size(); ++i) {
+          ratios.push_back(static_cast<double>(T.batch) * one.round_decode_s[i] / T.round_decode_s[i]);
+          char buf[16];
+          std::snprintf(buf, sizeof buf, "%s%.2f", i ? " " : "", ratios.back());
+          list += buf;
+        }
+        std::printf("\nbatch %lld vs batch 1 (r=%lld): %.2fx tokens/s (median of %zu rounds: %s)", static_cast<long long>(T.batch),
+                    static_cast<long long>(one.r), median(ratios), ratios.size(), list.c_str());
+      }
+    }
+    std::printf("\n");
     // ru_maxrss only grows: when the probes' peak exceeds the model's, the
     // model's own peak is not visible; say so instead of printing the probe's.
     const double rss = peak_rss_gb();
