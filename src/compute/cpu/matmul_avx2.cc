@@ -330,7 +330,7 @@ struct SBArgs {
   size_t row_bytes;
   int64_t rows, nsb, n;
   const SuperActs* xa;
-  const int16_t* xs2;  // per token pair (2k, 2k + 1) and super-block, see q4sb_pair_sums
+  const int16_t* xs2;  // per token pair (2k, 2k + 1) and super-block, see q4sb_token_data
   const float* xdT;    // activation scales transposed, [nsb][n]
   float* Y;
 };
@@ -339,8 +339,9 @@ struct SBArgs {
 //
 // Per token, five maddubs summed in int16 give lane L = the elements with
 // (i % 32) / 2 == L, before the "- 8". Two tokens a, b then meet in one hadd:
-// lane j of each 128-bit half is a's lanes 2j + 2j+1 for j < 4 and b's for
-// j >= 4, i.e. one sub-block of one token. The int16 arithmetic wraps on the
+// lane j of each 128-bit half is the sum of a's lanes 2j and 2j + 1 for
+// j < 4 and of b's lanes 2(j - 4) and 2(j - 4) + 1 for j >= 4, i.e. one
+// sub-block of one token. The int16 arithmetic wraps on the
 // way but the result is exact, as the true sub-block sum after the "- 8"
 // (xs2, the two tokens' lane sums hadd-ed the same way) stays within
 // 20 * 8 * 127 = 20320. One madd with [sc0 sc1 sc2 sc3 sc0 sc1 sc2 sc3 |
