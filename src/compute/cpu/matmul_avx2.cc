@@ -400,7 +400,9 @@ inline __attribute__((always_inline)) void q4sb_step(const quant::BlockQ4SB& b, 
       acc[0] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(m), f, acc[0]);
     } else {
       const __m256i p = pair(0);
-      const __m256 f = _mm256_mul_ps(dv, _mm256_castpd_ps(_mm256_broadcast_sd(reinterpret_cast<const double*>(xd))));
+      // [dx_a dx_b] repeated; a 64-bit integer load, as xd is only 4-byte aligned.
+      const __m256 xab = _mm256_castsi256_ps(_mm256_broadcastq_epi64(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(xd))));
+      const __m256 f = _mm256_mul_ps(dv, xab);
       acc[0] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_hadd_epi32(p, p)), f, acc[0]);
     }
   }
