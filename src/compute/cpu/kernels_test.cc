@@ -302,6 +302,40 @@ TEST(ThreadPool, CoversEveryItemOnceAndSurvivesManyCalls) {
   }
 }
 
+// Each thread starts on its own contiguous slice and walks it front to back
+// (what keeps a matmul's rows one sequential stream per thread). Whatever it
+// took after its own slice was stolen from the back of another slice, so it
+// runs backwards. (A spinning worker may steal all of a late thread's slice,
+// so no thread is sure to get a chunk.)
+TEST(ThreadPool, OwnSliceFrontToBackThenStealsFromTheBack) {
+  for (int threads : {2, 3}) {
+    ThreadPool pool(threads);
+    for (int rep = 0; rep < 500; ++rep) {
+      const int64_t n = 40 + rep % 61, chunk = 1 + rep % 3, count = (n + chunk - 1) / chunk;
+      std::vector<std::vector<int64_t>> seen(static_cast<size_t>(threads));
+      pool.parallel_for(n, chunk, [&](int64_t b, int64_t, int tid) { seen[static_cast<size_t>(tid)].push_back(b / chunk); });
+      for (int t = 0; t < threads; ++t) {
+        const auto& c = seen[static_cast<size_t>(t)];
+        const int64_t lo = count * t / threads, hi = count * (t + 1) / threads;
+        size_t i = 0;
+        // Own slice: a prefix lo, lo + 1, ... in order.
+        for (; i < c.size() && c[i] >= lo && c[i] < hi; ++i) ASSERT_EQ(c[i], lo + static_cast<int64_t>(i)) << t;
+        // Stolen chunks: strictly decreasing within each victim slice.
+        auto slice_of = [&](int64_t k) {
+          int s = 0;
+          while (k >= count * (s + 1) / threads) ++s;
+          return s;
+        };
+        for (; i + 1 < c.size(); ++i) {
+          if (slice_of(c[i]) == slice_of(c[i + 1])) {
+            ASSERT_LT(c[i + 1], c[i]) << t;
+          }
+        }
+      }
+    }
+  }
+}
+
 }  // namespace
 }  // namespace huginn::cpu
 

@@ -61,7 +61,9 @@ void futex_wake_all(std::atomic<uint32_t>& a) {
 
 ThreadPool::ThreadPool(int threads) {
   if (const char* s = std::getenv("HUGINN_SPIN_US")) spin_us_ = std::max(0, std::atoi(s));
-  for (int i = 1; i < std::max(1, threads); ++i) workers_.emplace_back([this, i] { worker_loop(i); });
+  const int n = std::max(1, threads);
+  slices_ = std::make_unique<Slice[]>(static_cast<size_t>(n));
+  for (int i = 1; i < n; ++i) workers_.emplace_back([this, i] { worker_loop(i); });
 }
 
 ThreadPool::~ThreadPool() {
@@ -71,21 +73,39 @@ ThreadPool::~ThreadPool() {
   for (auto& t : workers_) t.join();
 }
 
+int64_t ThreadPool::claim(uint64_t gen, int s, bool front) {
+  std::atomic<uint64_t>& a = slices_[static_cast<size_t>(s)].ticket;
+  uint64_t t = a.load(std::memory_order_acquire);
+  for (;;) {
+    if ((t >> (2 * kIdxBits)) != gen) return -2;  // a later job: not ours
+    const uint64_t f = (t >> kIdxBits) & kIdxMask, b = t & kIdxMask;
+    if (f >= b) return -1;
+    // front + 1 or back - 1; neither carries into the next field (f < b).
+    const uint64_t next = front ? t + (uint64_t{1} << kIdxBits) : t - 1;
+    if (a.compare_exchange_weak(t, next, std::memory_order_acquire, std::memory_order_acquire))
+      return static_cast<int64_t>(front ? f : b - 1);
+  }
+}
+
 void ThreadPool::run_chunks(uint64_t gen, int thread_index) {
   const uint64_t g = gen & 0xffff;
-  uint64_t t = ticket_.load(std::memory_order_acquire);
-  for (;;) {
-    if ((t >> (2 * kIdxBits)) != g) return;  // a later job: not ours
-    const uint64_t next = t & kIdxMask, count = (t >> kIdxBits) & kIdxMask;
-    if (next >= count) return;
-    if (!ticket_.compare_exchange_weak(t, t + 1, std::memory_order_acquire, std::memory_order_acquire)) continue;
-    // Chunk `next` of job g is ours; the job cannot finish (and its fields
-    // cannot change) before we report it done.
-    const int64_t b = static_cast<int64_t>(next) * chunk_;
-    (*fn_)(b, std::min(n_, b + chunk_), thread_index);
-    const uint32_t d = done_.fetch_add(1, std::memory_order_seq_cst) + 1;
-    if (d == count && caller_sleeping_.load(std::memory_order_seq_cst)) futex_wake_all(done_);
-    t = ticket_.load(std::memory_order_acquire);
+  const int T = size();
+  // Own slice first, front to back; then the others' from their backs.
+  for (int k = 0; k < T; ++k) {
+    const int s = (thread_index + k) % T;
+    for (;;) {
+      const int64_t c = claim(g, s, k == 0);
+      if (c == -2) return;
+      if (c == -1) break;
+      // Chunk c of job g is ours; the job cannot finish (and its fields
+      // cannot change) before we report it done, so count_ is read before
+      // that: afterwards the caller may be writing the next job's.
+      const int64_t b = c * chunk_;
+      const uint32_t total = count_;
+      (*fn_)(b, std::min(n_, b + chunk_), thread_index);
+      const uint32_t d = done_.fetch_add(1, std::memory_order_seq_cst) + 1;
+      if (d == total && caller_sleeping_.load(std::memory_order_seq_cst)) futex_wake_all(done_);
+    }
   }
 }
 
@@ -101,8 +121,7 @@ void ThreadPool::worker_loop(int index) {
     }
     seen = wake_.load(std::memory_order_acquire);
     if (stop_.load(std::memory_order_acquire)) return;
-    const uint64_t t = ticket_.load(std::memory_order_acquire);
-    run_chunks(t >> (2 * kIdxBits), index);
+    run_chunks(job_.load(std::memory_order_acquire), index);
   }
 }
 
@@ -113,15 +132,22 @@ void ThreadPool::parallel_for(int64_t n, int64_t chunk, const std::function<void
     fn(0, n, 0);
     return;
   }
-  // Keep the chunk count within the ticket's 24 bits.
+  // Keep the chunk count within a ticket's 24 bits.
   while ((n + chunk - 1) / chunk > static_cast<int64_t>(kIdxMask)) chunk *= 2;
   const uint64_t count = static_cast<uint64_t>((n + chunk - 1) / chunk);
   fn_ = &fn;
   n_ = n;
   chunk_ = chunk;
+  count_ = static_cast<uint32_t>(count);
   done_.store(0, std::memory_order_relaxed);
   gen_ = (gen_ + 1) & 0xffff;
-  ticket_.store(gen_ << (2 * kIdxBits) | count << kIdxBits, std::memory_order_release);
+  // Slices are published with release after the fields above: whoever
+  // claims a chunk of this generation sees them.
+  const uint64_t T = static_cast<uint64_t>(size());
+  for (uint64_t s = 0; s < T; ++s)
+    slices_[s].ticket.store(gen_ << (2 * kIdxBits) | (count * s / T) << kIdxBits | count * (s + 1) / T,
+                            std::memory_order_release);
+  job_.store(gen_, std::memory_order_release);
   wake_.fetch_add(1, std::memory_order_seq_cst);
   if (sleepers_.load(std::memory_order_seq_cst) > 0) futex_wake_all(wake_);
   run_chunks(gen_, 0);
