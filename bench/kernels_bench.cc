@@ -227,6 +227,41 @@ void BM_Matmul(benchmark::State& state, DType t, Shape sh, int64_t n, cpu::Matmu
   state.counters["GFLOP/cpu_s"] = flops / 1e9 / cpu;
 }
 
+// Decode as the model streams it: the four matmuls of a layer (qkv, attn
+// proj, fc, mlp proj) over two layers' worth of weights (445 MB in Q4_SB),
+// far more than L3, so every call reads its weights from DRAM and the thread
+// pool's row order matters. 4 KiB pages, like the page-cache mmap.
+void BM_LayerStream(benchmark::State& state, DType t, int64_t n) {
+  constexpr Shape layer[] = {kShapes[2], kShapes[1], kShapes[3], kShapes[4]};
+  std::vector<std::unique_ptr<AnonBuffer>> bufs;
+  std::vector<TensorView> W;
+  size_t total = 0;
+  for (int l = 0; l < 2; ++l)
+    for (const Shape& sh : layer) {
+      const size_t bytes = dtype_row_bytes(t, sh.cols) * static_cast<size_t>(sh.rows);
+      bufs.push_back(std::make_unique<AnonBuffer>(bytes, false));
+      fill_weight(t, bufs.back()->p, sh.rows, sh.cols);
+      TensorView v;
+      v.name = sh.name, v.dtype = t, v.shape = {sh.rows, sh.cols}, v.data = bufs.back()->p, v.nbytes = bytes;
+      W.push_back(v);
+      total += bytes;
+    }
+  std::vector<float> X(static_cast<size_t>(n * 17920)), Y(static_cast<size_t>(n * 35840));
+  std::mt19937 rng(1);
+  std::normal_distribution<float> nd;
+  for (auto& x : X) x = nd(rng);
+  double cpu0 = process_cpu_seconds();
+  auto t0 = std::chrono::steady_clock::now();
+  for (auto _ : state) {
+    for (const TensorView& w : W) cpu::matmul(pool(), w, X.data(), n, Y.data());
+    benchmark::DoNotOptimize(Y.data());
+  }
+  const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  const double it = static_cast<double>(state.iterations());
+  state.counters["GB/s"] = static_cast<double>(total) * it / 1e9 / wall;
+  state.counters["cpu"] = (process_cpu_seconds() - cpu0) / wall;
+}
+
 // OpenBLAS sgemm, for the prefill decision: Y = X W^T with W in f32 (and the
 // cost of converting a BF16 weight to f32 first, per call).
 using sgemm_fn = void (*)(int, int, int, int, int, int, float, const float*, int, const float*, int, float, float*, int);
@@ -328,6 +363,11 @@ const bool registered = [] {
             ->Unit(benchmark::kMillisecond)
             ->MinTime(0.5);
       }
+  for (DType t : {DType::BF16, DType::Q8_0, DType::Q4_0, DType::Q4_SB})
+    for (int64_t n : {1, 4}) {
+      const std::string name = std::string("BM_LayerStream/") + std::string(dtype_name(t)) + "/n:" + std::to_string(n);
+      benchmark::RegisterBenchmark(name.c_str(), BM_LayerStream, t, n)->UseRealTime()->Unit(benchmark::kMillisecond);
+    }
   // Path crossover (small-n kernel vs GEMM) around kGemmMinTokens.
   for (DType t : {DType::BF16, DType::Q8_0})
     for (int64_t n : {8, 12, 16, 32})
