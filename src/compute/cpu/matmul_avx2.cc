@@ -172,7 +172,12 @@ inline void q8_tile(const QuantArgs& A, int64_t r0, int64_t t0) {
   __m256 acc[R][T];
   for (int r = 0; r < R; ++r)
     for (int t = 0; t < T; ++t) acc[r][t] = _mm256_setzero_ps();
+  // The next tile's rows, spread over the blocks (see q8rows4_n1).
+  const char* pf = reinterpret_cast<const char*>(A.W + static_cast<size_t>(r0 + R) * A.row_bytes);
+  const int64_t next_lines = r0 + 2 * R <= A.rows ? static_cast<int64_t>(R * A.row_bytes / 64) : 0;
+  int64_t owed = 0;
   for (int64_t bi = 0; bi < A.nb; ++bi) {
+    for (owed += next_lines; owed >= A.nb; owed -= A.nb, pf += 64) _mm_prefetch(pf, _MM_HINT_T0);
     for (int r = 0; r < R; ++r) {
       const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w[r][bi].q));
       const __m256i aq = _mm256_sign_epi8(q, q);
@@ -600,7 +605,13 @@ inline void q8rows4_n1(const QuantArgs& A, int64_t r0) {
     const __m256i s = _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(q, q), _mm256_sign_epi8(x, q)), ones);
     acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_set1_ps(_cvtsh_ss(h) * dx), acc);
   };
+  // The next 4 rows, spread over the blocks (as in q4sb_tile): without it
+  // Q8_0 decode moved 10-20% fewer bytes per second from DRAM.
+  const char* pf = reinterpret_cast<const char*>(base + 4 * rb);
+  const int64_t next_lines = r0 + 8 <= A.rows ? static_cast<int64_t>(4 * rb / 64) : 0;
+  int64_t owed = 0;
   for (int64_t bi = 0; bi < A.nb; ++bi) {
+    for (owed += next_lines; owed >= A.nb; owed -= A.nb, pf += 64) _mm_prefetch(pf, _MM_HINT_T0);
     const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq + bi * 32));
     const float dx = xd[bi];
     const std::byte* p = base + bi * bs;
