@@ -158,6 +158,7 @@ struct QuantArgs {
   const QuantizedActs* xa;
   float* Y;
   const Q4Acts* q4 = nullptr;  // Q4_0 only
+  const float* xdT = nullptr;  // Q8_0 with n >= 4: activation scales transposed, [nb][n]
 };
 
 // Prefetches the R rows after [r0, r0 + R) (the next tile's: rows are
@@ -213,6 +214,54 @@ inline void q8_tile(const QuantArgs& A, int64_t r0, int64_t t0) {
   }
   for (int r = 0; r < R; ++r)
     for (int t = 0; t < T; ++t) A.Y[(t0 + t) * A.rows + r0 + r] = hsum(acc[r][t]);
+}
+
+// Q8_0, two rows against four tokens: batched decode's LM head when the
+// rest of the model is Q4_SB. Per block and token, sign + maddubs + madd
+// leave eight int32 partial sums; two levels of hadd fold the four tokens
+// into one vector [a b c d | a b c d] (each half sums its own lanes), so the
+// convert, the scale multiply and the FMA run once per block and row
+// instead of once per block, row and token, with the scales [dx_a .. dx_d]
+// one 16-byte load from the transposed array (as in Q4_SB). The activation
+// vectors are loaded once per block for both rows.
+inline void q8_tile_2x4(const QuantArgs& A, const float* xdT, int64_t r0, int64_t t0) {
+  using quant::BlockQ8_0;
+  const BlockQ8_0* w0 = reinterpret_cast<const BlockQ8_0*>(A.W + static_cast<size_t>(r0) * A.row_bytes);
+  const BlockQ8_0* w1 = reinterpret_cast<const BlockQ8_0*>(A.W + static_cast<size_t>(r0 + 1) * A.row_bytes);
+  const int64_t cols = A.nb * 32, n = A.xa->n;
+  const int8_t* xq = A.xa->q + t0 * cols;
+  const __m256i ones = _mm256_set1_epi16(1);
+  __m256 acc0 = _mm256_setzero_ps(), acc1 = acc0;
+  NextRows next(A.W, A.row_bytes, A.rows, r0, 2, A.nb);
+  auto pin = [](__m256i v) {
+    asm("" : "+x"(v));
+    return v;
+  };
+  for (int64_t bi = 0; bi < A.nb; ++bi) {
+    next.step();
+    auto ldx = [&](int t) { return pin(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq + t * cols + bi * 32))); };
+    const __m256i x0 = ldx(0), x1 = ldx(1), x2 = ldx(2), x3 = ldx(3);
+    const __m256 xd = _mm256_broadcast_ps(reinterpret_cast<const __m128*>(xdT + bi * n + t0));
+    auto row = [&](const BlockQ8_0& b, __m256& acc) {
+      const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.q));
+      const __m256i aq = _mm256_sign_epi8(q, q);
+      auto dot = [&](__m256i x) { return _mm256_madd_epi16(_mm256_maddubs_epi16(aq, _mm256_sign_epi8(x, q)), ones); };
+      const __m256i m = _mm256_hadd_epi32(_mm256_hadd_epi32(dot(x0), dot(x1)), _mm256_hadd_epi32(dot(x2), dot(x3)));
+      int16_t dbits;
+      std::memcpy(&dbits, &b.d, sizeof dbits);
+      const __m256 f = _mm256_mul_ps(_mm256_cvtph_ps(_mm_set1_epi16(dbits)), xd);
+      acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(m), f, acc);
+    };
+    row(w0[bi], acc0);
+    row(w1[bi], acc1);
+  }
+  auto store = [&](__m256 acc, int64_t r) {
+    float v[4];
+    _mm_storeu_ps(v, _mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps(acc, 1)));
+    for (int t = 0; t < 4; ++t) A.Y[(t0 + t) * A.rows + r] = v[t];
+  };
+  store(acc0, r0);
+  store(acc1, r0 + 1);
 }
 
 // f32 scales of blocks b[0..cnt) (cnt <= 8, 18 bytes apart), zero above.
@@ -459,7 +508,8 @@ inline __attribute__((always_inline)) void q4sb_step_2x4(const quant::BlockQ4SB&
   __m256i a0, a1, a2, a3, e0, e1, e2, e3;
   auto group = [&](bool first, __m256i w0, __m256i w1, int o) {
     auto tok = [&](const int8_t* xt, __m256i& a, __m256i& e) {
-      const __m256i xv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xt + o));
+      // Pinned: left alone, GCC folds the load into both maddubs and loads it twice.
+      const __m256i xv = pin(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(xt + o)));
       const __m256i p = _mm256_maddubs_epi16(w0, xv), q = _mm256_maddubs_epi16(w1, xv);
       a = first ? p : pin(_mm256_add_epi16(a, p));
       e = first ? q : pin(_mm256_add_epi16(e, q));
@@ -647,10 +697,17 @@ inline void quant_rows(const QuantArgs& A, int64_t r0, int64_t n) {
     if (n == 1) return q8rows4_n1(A, r0);
   }
   int64_t t = 0;
-  // 4-token tiles one row at a time: with 2 rows x 4 tokens the accumulators
-  // no longer fit in registers and every FMA went through the stack.
-  for (; t + 4 <= n; t += 4)
-    for (int r = 0; r < R; ++r) qtile<Q4, 1, 4>(A, r0 + r, t);
+  // Q4_0 4-token tiles one row at a time: with 2 rows x 4 tokens the
+  // accumulators no longer fit in registers and every FMA went through the
+  // stack. Q8_0 folds its tokens into one accumulator per row (q8_tile_2x4).
+  for (; t + 4 <= n; t += 4) {
+    if constexpr (!Q4) {
+      for (int r = 0; r + 2 <= R; r += 2) q8_tile_2x4(A, A.xdT, r0 + r, t);
+      if constexpr (R % 2) qtile<Q4, 1, 4>(A, r0 + R - 1, t);
+    } else {
+      for (int r = 0; r < R; ++r) qtile<Q4, 1, 4>(A, r0 + r, t);
+    }
+  }
   switch (n - t) {
     case 3: qtile<Q4, R, 3>(A, r0, t); break;
     case 2: qtile<Q4, R, 2>(A, r0, t); break;
@@ -800,7 +857,13 @@ void matmul_small(ThreadPool& pool, const TensorView& W, const float* X, int64_t
       prepare_q4_acts(qa, n, cols, qp, sub8);
       q4a = {qp, sub8};
     }
-    const QuantArgs A{W.data, row_bytes, rows, nb, &qa, Y, &q4a};
+    float* xdT = nullptr;
+    if (!q4 && n >= 4) {
+      xdT = scratch(g_xdT, static_cast<size_t>(n * nb));
+      for (int64_t t = 0; t < n; ++t)
+        for (int64_t b = 0; b < nb; ++b) xdT[b * n + t] = qa.d[t * nb + b];
+    }
+    const QuantArgs A{W.data, row_bytes, rows, nb, &qa, Y, &q4a, xdT};
     pool.parallel_for(rows, chunk, [&](int64_t b, int64_t e, int) {
       if (q4)
         quant_chunk<true>(A, b, e, n);
