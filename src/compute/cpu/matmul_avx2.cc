@@ -1122,13 +1122,10 @@ void gemm(ThreadPool& pool, const TensorView& W, const float* X, int64_t n, floa
         for (int64_t tp = 0; tp < n_tp; ++tp) {
           const float* xk = xt + tp * K * kNr + k0 * kNr;
           const bool half = n - tp * kNr <= 8;
-          // The next x panel (next token panel, or the first one of the next
-          // K block) streams in from L3 meanwhile, one slice per call (slice
-          // sizes computed here: a division per call showed in perf).
-          const int64_t ntp = tp + 1 < n_tp ? tp + 1 : 0, nk0 = tp + 1 < n_tp ? k0 : k0 + kKc;
-          const char* xnext = reinterpret_cast<const char*>(xt + ntp * K * kNr + nk0 * kNr);
-          const size_t xlen = nk0 < K ? static_cast<size_t>(std::min(kKc, K - nk0) * kNr) * 4 : 0;
-          const size_t xslice = (xlen / static_cast<size_t>(npan) + 63) / 64 * 64;
+          // No software prefetch of the next x panel: it is read as one
+          // sequential stream, which the hardware prefetcher follows. Session 2
+          // prefetched it here too; without that, pp64 ran 0-10% faster in 7
+          // alternated pairs (BF16, Q8_0, Q4_SB).
           for (int64_t p = 0; p < npan; ++p) {
             // This call's share of the prefetches, handed to the micro-kernel.
             int npf = 0;
@@ -1143,7 +1140,6 @@ void gemm(ThreadPool& pool, const TensorView& W, const float* X, int64_t n, floa
               const char* q = reinterpret_cast<const char*>(W.data + static_cast<size_t>(pf_r0 + pf_row) * row_bytes + pf_off);
               for (size_t o = 0; o < pf_len; o += 64) add(q + o);
             }
-            for (size_t o = xslice * static_cast<size_t>(p), end = std::min(xlen, o + xslice); o < end; o += 64) add(xnext + o);
             float* C = cb + (p * n_tp + tp) * kMr * kNr;
             if (half)
               micro<1>(wf + p * kMr * kKc, kKc, xk, kc, C, k0 > 0, pfl, npf);
