@@ -1123,9 +1123,9 @@ void gemm(ThreadPool& pool, const TensorView& W, const float* X, int64_t n, floa
           const float* xk = xt + tp * K * kNr + k0 * kNr;
           const bool half = n - tp * kNr <= 8;
           // No software prefetch of the next x panel: it is read as one
-          // sequential stream, which the hardware prefetcher follows. Session 2
-          // prefetched it here too; without that, pp64 ran 0-10% faster in 7
-          // alternated pairs (BF16, Q8_0, Q4_SB).
+          // sequential stream, which the hardware prefetcher follows. Adding
+          // its lines to each call's list made pp64 0-10% slower (7 alternated
+          // pairs, BF16, Q8_0, Q4_SB).
           for (int64_t p = 0; p < npan; ++p) {
             // This call's share of the prefetches, handed to the micro-kernel.
             int npf = 0;
