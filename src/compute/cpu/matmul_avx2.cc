@@ -161,6 +161,24 @@ struct QuantArgs {
   const float* xdT = nullptr;  // Q8_0 with n >= 4: activation scales transposed, [nb][n]
 };
 
+// Returns v unchanged through an empty asm GCC cannot see into, so the value
+// stays in a register as written: GCC neither folds a pinned load into each
+// of its users nor reassociates a pinned chain of sums into a tree that
+// spills.
+inline __attribute__((always_inline)) __m256i pin(__m256i v) {
+  asm("" : "+x"(v));
+  return v;
+}
+
+// acc holds per-token partial sums in both 128-bit halves ([a b c d | a b c d]
+// or, for a pair, [a b a b | a b a b]): adds the halves and stores the first
+// cnt tokens to y[0], y[stride], ...
+inline void store_token_halves(__m256 acc, float* y, int64_t stride, int cnt) {
+  float v[4];
+  _mm_storeu_ps(v, _mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps(acc, 1)));
+  for (int t = 0; t < cnt; ++t) y[t * stride] = v[t];
+}
+
 // Prefetches the R rows after [r0, r0 + R) (the next tile's: rows are
 // contiguous, and a thread's chunks follow each other) into L1, spread evenly
 // over a loop of `steps` iterations with a running remainder, not a division.
@@ -224,7 +242,7 @@ inline void q8_tile(const QuantArgs& A, int64_t r0, int64_t t0) {
 // instead of once per block, row and token, with the scales [dx_a .. dx_d]
 // one 16-byte load from the transposed array (as in Q4_SB). The activation
 // vectors are loaded once per block for both rows.
-inline void q8_tile_2x4(const QuantArgs& A, const float* xdT, int64_t r0, int64_t t0) {
+inline void q8_tile_2x4(const QuantArgs& A, int64_t r0, int64_t t0) {
   using quant::BlockQ8_0;
   const BlockQ8_0* w0 = reinterpret_cast<const BlockQ8_0*>(A.W + static_cast<size_t>(r0) * A.row_bytes);
   const BlockQ8_0* w1 = reinterpret_cast<const BlockQ8_0*>(A.W + static_cast<size_t>(r0 + 1) * A.row_bytes);
@@ -233,15 +251,11 @@ inline void q8_tile_2x4(const QuantArgs& A, const float* xdT, int64_t r0, int64_
   const __m256i ones = _mm256_set1_epi16(1);
   __m256 acc0 = _mm256_setzero_ps(), acc1 = acc0;
   NextRows next(A.W, A.row_bytes, A.rows, r0, 2, A.nb);
-  auto pin = [](__m256i v) {
-    asm("" : "+x"(v));
-    return v;
-  };
   for (int64_t bi = 0; bi < A.nb; ++bi) {
     next.step();
     auto ldx = [&](int t) { return pin(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq + t * cols + bi * 32))); };
     const __m256i x0 = ldx(0), x1 = ldx(1), x2 = ldx(2), x3 = ldx(3);
-    const __m256 xd = _mm256_broadcast_ps(reinterpret_cast<const __m128*>(xdT + bi * n + t0));
+    const __m256 xd = _mm256_broadcast_ps(reinterpret_cast<const __m128*>(A.xdT + bi * n + t0));
     auto row = [&](const BlockQ8_0& b, __m256& acc) {
       const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.q));
       const __m256i aq = _mm256_sign_epi8(q, q);
@@ -255,13 +269,8 @@ inline void q8_tile_2x4(const QuantArgs& A, const float* xdT, int64_t r0, int64_
     row(w0[bi], acc0);
     row(w1[bi], acc1);
   }
-  auto store = [&](__m256 acc, int64_t r) {
-    float v[4];
-    _mm_storeu_ps(v, _mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps(acc, 1)));
-    for (int t = 0; t < 4; ++t) A.Y[(t0 + t) * A.rows + r] = v[t];
-  };
-  store(acc0, r0);
-  store(acc1, r0 + 1);
+  store_token_halves(acc0, A.Y + t0 * A.rows + r0, A.rows, 4);
+  store_token_halves(acc1, A.Y + t0 * A.rows + r0 + 1, A.rows, 4);
 }
 
 // f32 scales of blocks b[0..cnt) (cnt <= 8, 18 bytes apart), zero above.
@@ -448,10 +457,6 @@ inline __attribute__((always_inline)) void q4sb_step(const quant::BlockQ4SB& b, 
     // A chain, not a tree: the tokens give the parallelism. Left alone, GCC
     // reassociates the sums into a tree, holds ten products at once and
     // spills them; the empty asm pins each partial sum.
-    auto pin = [](__m256i v) {
-      asm("" : "+x"(v));
-      return v;
-    };
     __m256i p = _mm256_maddubs_epi16(lo0, ld(0));
     p = pin(_mm256_add_epi16(p, _mm256_maddubs_epi16(hi0, ld(32))));
     p = pin(_mm256_add_epi16(p, _mm256_maddubs_epi16(lo1, ld(64))));
@@ -500,10 +505,6 @@ inline __attribute__((always_inline)) void q4sb_step_2x4(const quant::BlockQ4SB&
                                                          __m256& acc1) {
   const __m256i m4 = _mm256_set1_epi8(0x0f);
   const int8_t* x[4] = {xq[0] + sb * 160, xq[1] + sb * 160, xq[2] + sb * 160, xq[3] + sb * 160};
-  auto pin = [](__m256i v) {
-    asm("" : "+x"(v));
-    return v;
-  };
   // a*: row 0, e*: row 1, one chain per token.
   __m256i a0, a1, a2, a3, e0, e1, e2, e3;
   auto group = [&](bool first, __m256i w0, __m256i w1, int o) {
@@ -599,9 +600,7 @@ inline void q4sb_tile(const SBArgs& A, int64_t r0, int64_t t0) {
     if constexpr (T == 1) {
       y[0] = hsum(acc[r][0]);
     } else {
-      float v[4];  // T == 4: [a b c d]; pairs: [a b a b]
-      _mm_storeu_ps(v, _mm_add_ps(_mm256_castps256_ps128(acc[r][0]), _mm256_extractf128_ps(acc[r][0], 1)));
-      for (int t = 0; t < (T == 4 ? 4 : 2); ++t) y[t * A.rows] = v[t];
+      store_token_halves(acc[r][0], y, A.rows, T == 4 ? 4 : 2);
       if constexpr (T == 3) y[2 * A.rows] = hsum(acc[r][1]);
     }
   }
@@ -702,7 +701,7 @@ inline void quant_rows(const QuantArgs& A, int64_t r0, int64_t n) {
   // stack. Q8_0 folds its tokens into one accumulator per row (q8_tile_2x4).
   for (; t + 4 <= n; t += 4) {
     if constexpr (!Q4) {
-      for (int r = 0; r + 2 <= R; r += 2) q8_tile_2x4(A, A.xdT, r0 + r, t);
+      for (int r = 0; r + 2 <= R; r += 2) q8_tile_2x4(A, r0 + r, t);
       if constexpr (R % 2) qtile<Q4, 1, 4>(A, r0 + R - 1, t);
     } else {
       for (int r = 0; r < R; ++r) qtile<Q4, 1, 4>(A, r0 + r, t);
