@@ -934,6 +934,16 @@ struct PanelPair {
     _mm256_storeu_ps(p, _mm256_permute2f128_ps(a, b, 0x20));
     _mm256_storeu_ps(p + kChunk, _mm256_permute2f128_ps(a, b, 0x31));
   }
+  // Columns i..i+15 of both rows, each row given as lo = [i..i+3 | i+8..i+11]
+  // and hi = [i+4..i+7 | i+12..i+15] (the order of 16-bit unpacks).
+  void put16(int64_t i, __m256 alo, __m256 ahi, __m256 blo, __m256 bhi) const {
+    if (zero_b) blo = bhi = _mm256_setzero_ps();
+    float* p = dst + (i / 4) * kChunk;
+    _mm256_storeu_ps(p, _mm256_permute2f128_ps(alo, blo, 0x20));
+    _mm256_storeu_ps(p + kChunk, _mm256_permute2f128_ps(ahi, bhi, 0x20));
+    _mm256_storeu_ps(p + 2 * kChunk, _mm256_permute2f128_ps(alo, blo, 0x31));
+    _mm256_storeu_ps(p + 3 * kChunk, _mm256_permute2f128_ps(ahi, bhi, 0x31));
+  }
   void put1(int64_t i, float a, float b) const {
     float* p = dst + (i / 4) * kChunk + i % 4;
     p[0] = a;
@@ -1015,7 +1025,17 @@ void convert_range(DType dt, const std::byte* a, const std::byte* b, int64_t k0,
         return _mm256_castsi256_ps(
             _mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))), 16));
       };
+      // bf16 -> f32 puts the 16 bits in the high half: interleaving a 32-byte
+      // load with zeros converts 16 columns in two ops.
+      const __m256i zero = _mm256_setzero_si256();
+      auto lo = [&](__m256i v) { return _mm256_castsi256_ps(_mm256_unpacklo_epi16(zero, v)); };
+      auto hi = [&](__m256i v) { return _mm256_castsi256_ps(_mm256_unpackhi_epi16(zero, v)); };
       int64_t i = 0;
+      for (; i + 16 <= len; i += 16) {
+        const __m256i va = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(sa + i));
+        const __m256i vb = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(sb + i));
+        out.put16(i, lo(va), hi(va), lo(vb), hi(vb));
+      }
       for (; i + 8 <= len; i += 8) out.put8(i, cvt(sa + i), cvt(sb + i));
       for (; i < len; ++i) out.put1(i, bf16_to_f32(sa[i]), bf16_to_f32(sb[i]));
       return;
@@ -1161,10 +1181,12 @@ void gemm(ThreadPool& pool, const TensorView& W, const float* X, int64_t n, floa
         // for the hardware prefetcher: fetch the next K block while this one
         // computes, each micro-kernel call issuing its share of the rows (a
         // burst of all of them would stall on the miss buffers).
-        // After the last block: the first block of this thread's next item.
+        // After the last block: the first block of the next item, which this
+        // thread claims next unless the other one steals it (the pool hands
+        // out one item per call, so e == item + 1 says nothing about that).
         const bool next_item = k0 + kKc >= K;
         const int64_t pf_r0 = next_item ? r0 + kItemRows : r0, pf_k0 = next_item ? 0 : k0 + kKc;
-        const int64_t pf_nr = next_item ? (item + 1 < e ? std::min(kItemRows, rows - pf_r0) : 0) : nr;
+        const int64_t pf_nr = next_item ? (item + 1 < items ? std::min(kItemRows, rows - pf_r0) : 0) : nr;
         // Bytes of the blocks holding cols [pf_k0, pf_k0 + kKc) (Q4_SB blocks
         // of 160 straddle the K blocks).
         const int64_t bsz = dtype_block_size(dt), pf_k1 = std::min(K, pf_k0 + kKc);
