@@ -944,6 +944,17 @@ struct PanelPair {
     _mm256_storeu_ps(p + 2 * kChunk, _mm256_permute2f128_ps(alo, blo, 0x31));
     _mm256_storeu_ps(p + 3 * kChunk, _mm256_permute2f128_ps(ahi, bhi, 0x31));
   }
+  // Columns i..i+15 of both rows from 16 int8 each, times d = [da x4 | db x4].
+  // Interleaving the rows in groups of 4 bytes gives each chunk's [a | b]
+  // before the convert, so no permutes after it.
+  void put16_i8(int64_t i, __m128i qa, __m128i qb, __m256 d) const {
+    if (zero_b) qb = _mm_setzero_si128();
+    const __m128i lo = _mm_unpacklo_epi32(qa, qb), hi = _mm_unpackhi_epi32(qa, qb);
+    const __m128i g[4] = {lo, _mm_srli_si128(lo, 8), hi, _mm_srli_si128(hi, 8)};
+    float* p = dst + (i / 4) * kChunk;
+    for (int c = 0; c < 4; ++c)
+      _mm256_storeu_ps(p + c * kChunk, _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(g[c]))));
+  }
   void put1(int64_t i, float a, float b) const {
     float* p = dst + (i / 4) * kChunk + i % 4;
     p[0] = a;
@@ -1043,13 +1054,11 @@ void convert_range(DType dt, const std::byte* a, const std::byte* b, int64_t k0,
     case DType::Q8_0: {
       const auto* ba = reinterpret_cast<const quant::BlockQ8_0*>(a) + k0 / 32;
       const auto* bb = reinterpret_cast<const quant::BlockQ8_0*>(b) + k0 / 32;
-      auto cvt = [](const quant::BlockQ8_0& blk, __m256 d, int i) {
-        const __m128i q = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(blk.q + 8 * i));
-        return _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(q)));
-      };
       for (int64_t j = 0; j < len / 32; ++j) {
-        const __m256 da = _mm256_set1_ps(_cvtsh_ss(ba[j].d)), db = _mm256_set1_ps(_cvtsh_ss(bb[j].d));
-        for (int i = 0; i < 4; ++i) out.put8(32 * j + 8 * i, cvt(ba[j], da, i), cvt(bb[j], db, i));
+        const __m256 d = _mm256_set_m128(_mm_set1_ps(_cvtsh_ss(bb[j].d)), _mm_set1_ps(_cvtsh_ss(ba[j].d)));
+        for (int h = 0; h < 2; ++h)
+          out.put16_i8(32 * j + 16 * h, _mm_loadu_si128(reinterpret_cast<const __m128i*>(ba[j].q + 16 * h)),
+                       _mm_loadu_si128(reinterpret_cast<const __m128i*>(bb[j].q + 16 * h)), d);
       }
       return;
     }
@@ -1058,20 +1067,14 @@ void convert_range(DType dt, const std::byte* a, const std::byte* b, int64_t k0,
       const auto* ba = reinterpret_cast<const quant::BlockQ4_0*>(a) + k0 / 32;
       const auto* bb = reinterpret_cast<const quant::BlockQ4_0*>(b) + k0 / 32;
       const __m128i m4 = _mm_set1_epi8(0x0f), eight = _mm_set1_epi8(8);
-      // The block's 32 values as 4 pieces of 8 int8 (low halves of the vectors).
-      auto split = [&](const quant::BlockQ4_0& blk, __m128i parts[4]) {
+      // Columns 0..15 are the low nibbles, 16..31 the high ones.
+      auto nib = [&](const quant::BlockQ4_0& blk, int h) {
         const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk.q));
-        const __m128i lo = _mm_sub_epi8(_mm_and_si128(v, m4), eight);
-        const __m128i hi = _mm_sub_epi8(_mm_and_si128(_mm_srli_epi16(v, 4), m4), eight);
-        parts[0] = lo, parts[1] = _mm_srli_si128(lo, 8), parts[2] = hi, parts[3] = _mm_srli_si128(hi, 8);
+        return _mm_sub_epi8(_mm_and_si128(h ? _mm_srli_epi16(v, 4) : v, m4), eight);
       };
       for (int64_t j = 0; j < len / 32; ++j) {
-        const __m256 da = _mm256_set1_ps(_cvtsh_ss(ba[j].d)), db = _mm256_set1_ps(_cvtsh_ss(bb[j].d));
-        __m128i pa[4], pb[4];
-        split(ba[j], pa), split(bb[j], pb);
-        for (int i = 0; i < 4; ++i)
-          out.put8(32 * j + 8 * i, _mm256_mul_ps(da, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(pa[i]))),
-                   _mm256_mul_ps(db, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(pb[i]))));
+        const __m256 d = _mm256_set_m128(_mm_set1_ps(_cvtsh_ss(bb[j].d)), _mm_set1_ps(_cvtsh_ss(ba[j].d)));
+        for (int h = 0; h < 2; ++h) out.put16_i8(32 * j + 16 * h, nib(ba[j], h), nib(bb[j], h), d);
       }
       return;
     }
