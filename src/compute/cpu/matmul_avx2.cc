@@ -904,10 +904,10 @@ void matmul_small(ThreadPool& pool, const TensorView& W, const float* X, int64_t
 // A weight panel is laid out in chunks of 4 columns, [k / 4][6 rows][4]: the
 // micro-kernel reads it as one sequential stream, 24 bytes per k-step, where
 // one row after the other meant 6 streams 2 KiB apart. Alone over an item's
-// panels in L2, the micro-kernel ran 12-15% faster that way; in the whole GEMM
-// (n=64, 2 threads, alternated call by call with the row layout in one
-// process) BF16 gained 2-6% and Q8_0 / Q4_SB -1% to +4%, as the conversion
-// does the transposition (see PanelPair).
+// panels in L2, the micro-kernel ran 12-15% faster that way; the whole GEMM
+// (n=64, 2 threads, paired in one process with the row layout, see
+// bench/matmul_ab.sh) gained 4-8% for BF16, 3% for Q4_SB and about nothing
+// for Q8_0 / Q4_0, as the conversion now does the transposition (PanelPair).
 
 constexpr int kMr = 6;             // weight rows per micro-tile (broadcast)
 constexpr int kNr = 16;            // tokens per micro-tile (two vectors)
