@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "compute/cpu/kernels.h"
 #include "compute/cpu/kernels_avx2.h"
 #include "compute/cpu/simd_avx2.h"
 #include "compute/cpu/thread_pool.h"
@@ -89,10 +90,27 @@ int main(int argc, char** argv) {
       std::mt19937 rng(1);
       std::normal_distribution<float> nd;
       for (float& x : X) x = nd(rng);
+      // REV's gemm may predate the avx512 argument (session 9); where it has
+      // it, every version runs what the dispatcher would pick.
+      const bool wide = cpu::use_avx512();
+      auto rev_gemm = [&](auto& pool_, float* y) {
+        if constexpr (requires { cpu::avx2_ref::gemm(pool_, W, X.data(), n, y, wide); }) {
+          cpu::avx2_ref::gemm(pool_, W, X.data(), n, y, wide);
+        } else {
+          cpu::avx2_ref::gemm(pool_, W, X.data(), n, y);
+        }
+      };
+      auto ctl_gemm = [&](auto& pool_, float* y) {
+        if constexpr (requires { cpu::avx2_ctl::gemm(pool_, W, X.data(), n, y, wide); }) {
+          cpu::avx2_ctl::gemm(pool_, W, X.data(), n, y, wide);
+        } else {
+          cpu::avx2_ctl::gemm(pool_, W, X.data(), n, y);
+        }
+      };
       auto run = [&](int v, float* y) {
-        if (v == 0) big ? cpu::avx2_ref::gemm(pool, W, X.data(), n, y) : cpu::avx2_ref::matmul_small(pool, W, X.data(), n, y);
-        if (v == 1) big ? cpu::avx2_ctl::gemm(pool, W, X.data(), n, y) : cpu::avx2_ctl::matmul_small(pool, W, X.data(), n, y);
-        if (v == 2) big ? cpu::avx2::gemm(pool, W, X.data(), n, y) : cpu::avx2::matmul_small(pool, W, X.data(), n, y);
+        if (v == 0) big ? rev_gemm(pool, y) : cpu::avx2_ref::matmul_small(pool, W, X.data(), n, y);
+        if (v == 1) big ? ctl_gemm(pool, y) : cpu::avx2_ctl::matmul_small(pool, W, X.data(), n, y);
+        if (v == 2) big ? cpu::avx2::gemm(pool, W, X.data(), n, y, wide) : cpu::avx2::matmul_small(pool, W, X.data(), n, y);
       };
       // Same inputs, so the versions should agree up to summation order.
       run(0, Y0.data());

@@ -22,5 +22,7 @@ BandwidthResult measure_read_bandwidth(size_t bytes, int threads, bool huge_page
 // `threads` threads, using the widest FMA instructions this CPU has; the
 // best of several short runs, for the same reason.
 double measure_fma_peak_gflops(int threads);
+// The instructions that probe uses: "avx512f", "avx2+fma" or "scalar".
+const char* fma_probe_isa();
 
 }  // namespace huginn

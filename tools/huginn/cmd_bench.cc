@@ -116,8 +116,8 @@ void setup_bench(CLI::App& app) {
     std::printf(")\n");
     std::printf("backend: %s, %d threads\n", engine.backend().name().c_str(), engine.backend().num_threads());
     if (a->roofline) {
-      std::printf("roofline (%d threads, best of 7): read %.1f GB/s on 2 MiB pages, %.1f GB/s on 4 KiB pages; FP32 FMA peak %.1f GFLOP/s\n",
-                  threads, bw, bw4k, fma);
+      std::printf("roofline (%d threads, best of 7): read %.1f GB/s on 2 MiB pages, %.1f GB/s on 4 KiB pages; FP32 FMA peak %.1f GFLOP/s (%s)\n",
+                  threads, bw, bw4k, fma, fma_probe_isa());
       // %BW is against the better of the two page sizes: what the machine can read.
       bw = std::max(bw, bw4k);
     }

@@ -34,6 +34,21 @@ bool detect_avx2() {
 const bool g_has_avx2 = detect_avx2();
 std::atomic<bool> g_force_scalar{false};
 
+// AVX-512F for the prefill micro-kernel (the other kernels are bound by memory
+// or by integer ops that 512-bit vectors do not speed up here).
+bool detect_avx512() {
+#if defined(__x86_64__) || defined(__i386__)
+  if (const char* s = std::getenv("HUGINN_NO_AVX512"); s && *s && *s != '0') return false;
+  __builtin_cpu_init();
+  return g_has_avx2 && __builtin_cpu_supports("avx512f");
+#else
+  return false;
+#endif
+}
+
+const bool g_has_avx512 = detect_avx512();
+std::atomic<bool> g_no_avx512{false};
+
 // 8 independent partial sums so the compiler can vectorize without -ffast-math.
 inline float dot8(const float* a, const float* b, int64_t n) {
   float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
@@ -159,7 +174,11 @@ void matmul_scalar(ThreadPool& pool, const TensorView& W, const float* X, int64_
 
 bool use_avx2() { return g_has_avx2 && !g_force_scalar.load(std::memory_order_relaxed); }
 void force_scalar(bool on) { g_force_scalar.store(on, std::memory_order_relaxed); }
-const char* kernel_isa() { return use_avx2() ? "avx2+fma+f16c" : "scalar"; }
+bool use_avx512() { return g_has_avx512 && use_avx2() && !g_no_avx512.load(std::memory_order_relaxed); }
+void disable_avx512(bool on) { g_no_avx512.store(on, std::memory_order_relaxed); }
+const char* kernel_isa() {
+  return use_avx512() ? "avx2+fma+f16c, avx512f gemm" : use_avx2() ? "avx2+fma+f16c" : "scalar";
+}
 
 void quantize_acts_ref(const float* X, int64_t n, int64_t cols, QuantizedActs& out) {
   const int64_t nb = cols / 32;
@@ -206,7 +225,7 @@ void matmul(ThreadPool& pool, const TensorView& W, const float* X, int64_t n, fl
   if (!use_avx2()) return matmul_scalar(pool, W, X, n, Y);
   if (path == MatmulPath::Auto) path = n >= kGemmMinTokens ? MatmulPath::Gemm : MatmulPath::Small;
   if (path == MatmulPath::Gemm)
-    avx2::gemm(pool, W, X, n, Y);
+    avx2::gemm(pool, W, X, n, Y, use_avx512());
   else
     avx2::matmul_small(pool, W, X, n, Y);
 }

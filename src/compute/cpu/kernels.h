@@ -11,7 +11,8 @@
 //    round to nearest even), as llama.cpp does; Q4_SB against blocks of 160.
 //  - n >= kGemmMinTokens ("prefill"): a blocked GEMM: X is packed once per call
 //    (transposed, 16 tokens per panel), each thread converts a panel of 6 weight
-//    rows x 512 columns to f32 and runs a 6x16 register-blocked micro-kernel.
+//    rows x 512 columns to f32 and runs a 6x16 register-blocked micro-kernel
+//    (6x64 with AVX-512F: 4 token panels of one zmm each).
 //    Quantized weights are dequantized there (activations stay f32).
 // Work is split in row chunks handed out dynamically by the pool.
 #pragma once
@@ -23,12 +24,18 @@
 
 namespace huginn::cpu {
 
-// Which instruction set the dispatched kernels use ("avx2+fma+f16c" or "scalar").
+// Which instruction set the dispatched kernels use ("avx2+fma+f16c", with
+// ", avx512f gemm" where the prefill micro-kernel uses 512-bit vectors, or "scalar").
 const char* kernel_isa();
 // True when the AVX2 kernels are in use. `force_scalar` (tests, benchmarks)
 // switches them off process-wide; also HUGINN_FORCE_SCALAR=1 in the environment.
 bool use_avx2();
 void force_scalar(bool on);
+// True when the prefill GEMM runs its AVX-512F micro-kernel (CPU has it, AVX2
+// in use). `disable_avx512` (tests, benchmarks) or HUGINN_NO_AVX512=1 keeps
+// the AVX2 one.
+bool use_avx512();
+void disable_avx512(bool on);
 
 // Token count from which matmul uses the blocked GEMM.
 inline constexpr int64_t kGemmMinTokens = 12;

@@ -10,8 +10,9 @@ namespace huginn::cpu::avx2 {
 
 // Decode-sized products (any n, best for n < kGemmMinTokens).
 void matmul_small(ThreadPool& pool, const TensorView& W, const float* X, int64_t n, float* Y);
-// Blocked GEMM for prefill-sized n.
-void gemm(ThreadPool& pool, const TensorView& W, const float* X, int64_t n, float* Y);
+// Blocked GEMM for prefill-sized n; avx512: run the 512-bit micro-kernel
+// (only when cpu::use_avx512()).
+void gemm(ThreadPool& pool, const TensorView& W, const float* X, int64_t n, float* Y, bool avx512);
 // Same numbers as quantize_acts_ref.
 void quantize_acts(const float* X, int64_t n, int64_t cols, QuantizedActs& out);
 // Same numbers as quantize_acts_sb_ref.

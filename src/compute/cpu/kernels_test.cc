@@ -114,11 +114,23 @@ TEST_P(MatmulTest, MatchesReferenceOnOddShapes) {
       std::vector<float> want(static_cast<size_t>(n * c.rows)), exact(want.size());
       ref::matmul(w.view, X.data(), n, exact.data());
       const auto scale = abs_scale(w.view, X, n);
-      const std::string what = std::string(dtype_name(t)) + " " + std::to_string(c.rows) + "x" +
+      const std::string base = std::string(dtype_name(t)) + " " + std::to_string(c.rows) + "x" +
                                std::to_string(c.cols) + " n=" + std::to_string(n);
-      for (MatmulPath path : {MatmulPath::Small, MatmulPath::Gemm, MatmulPath::Auto}) {
+      // The GEMM runs its AVX-512 micro-kernel where the CPU has one; there,
+      // check the AVX2 one as well.
+      struct Run {
+        MatmulPath path;
+        bool avx2_gemm;
+      };
+      for (Run run : {Run{MatmulPath::Small, false}, Run{MatmulPath::Gemm, false}, Run{MatmulPath::Gemm, true},
+                      Run{MatmulPath::Auto, false}}) {
+        if (run.avx2_gemm && !use_avx512()) continue;
+        const MatmulPath path = run.path;
         std::vector<float> got(want.size(), NAN);
+        disable_avx512(run.avx2_gemm);
         matmul(pool, w.view, X.data(), n, got.data(), path);
+        disable_avx512(false);
+        const std::string what = base + (run.avx2_gemm ? " (AVX2 GEMM)" : "");
         const bool int8_acts = q && use_avx2() && (path == MatmulPath::Small || (path == MatmulPath::Auto && n < kGemmMinTokens));
         const bool scalar_int8 = q && !use_avx2();
         if (int8_acts || scalar_int8) {

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "compute/cpu/kernels_avx2.h"
+#include "compute/cpu/kernels_avx512.h"
 #include "compute/cpu/simd_avx2.h"
 #include "compute/quant.h"
 
@@ -915,6 +916,7 @@ constexpr int64_t kKc = 512;       // K block (multiple of 32)
 constexpr int kPanelsPerItem = 8;  // 48 rows per work item
 constexpr int kMaxPrefetch = kKc / 4;  // lines one micro-kernel call can issue
 constexpr int64_t kChunk = kMr * 4;    // floats per 4 columns of a weight panel
+static_assert(avx512::kPanelRows == kMr);
 
 namespace {
 
@@ -1148,9 +1150,10 @@ __attribute__((noinline)) void micro(const float* wp, const float* xt, int64_t k
 
 thread_local std::vector<float> g_xt;
 
+
 }  // namespace
 
-void gemm(ThreadPool& pool, const TensorView& W, const float* X, int64_t n, float* Y) {
+void gemm(ThreadPool& pool, const TensorView& W, const float* X, int64_t n, float* Y, bool avx512) {
   const int64_t rows = W.rows(), K = W.cols();
   const size_t row_bytes = dtype_row_bytes(W.dtype, K);
   const int64_t n_tp = (n + kNr - 1) / kNr;  // token panels
@@ -1200,52 +1203,77 @@ void gemm(ThreadPool& pool, const TensorView& W, const float* X, int64_t n, floa
         const int64_t bsz = dtype_block_size(dt), pf_k1 = std::min(K, pf_k0 + kKc);
         const size_t pf_off = dtype_row_bytes(dt, pf_k0 / bsz * bsz);
         const size_t pf_len = dtype_row_bytes(dt, (pf_k1 + bsz - 1) / bsz * bsz) - pf_off;
-        const int64_t calls = n_tp * npan;
+        // The AVX-512 tile takes up to 4 token panels at once (groups).
+        const int64_t group = avx512 ? 4 : 1, n_groups = (n_tp + group - 1) / group;
+        const int64_t calls = n_groups * npan;
         int64_t owed = 0, pf_row = 0;
-        // Row pairs; rows from nr on are padding and get zeros (reading them
-        // from an all-zero row instead of the zero_b flag measured 2-4%
-        // slower, paired with bench/matmul_ab.sh).
-        for (int64_t r = 0; r < npan * kMr; r += 2) {
-          float* slot = wf + (r / kMr) * kMr * kKc + (r % kMr) * 4;
-          if (r < nr) {
-            const std::byte* a = W.data + static_cast<size_t>(r0 + r) * row_bytes;
-            const bool pad_b = r + 1 >= nr;
-            convert_range(dt, a, pad_b ? a : a + row_bytes, k0, kc, PanelPair{slot, pad_b});
-          } else {
-            for (int64_t c = 0; c < kc; c += 4) std::memset(slot + (c / 4) * kChunk, 0, 32);
+        // Panel p's rows in pairs into dst; rows from nr on are padding and
+        // get zeros (reading them from an all-zero row instead of the zero_b
+        // flag measured 2-4% slower, paired with bench/matmul_ab.sh).
+        auto convert_panel = [&](int64_t p, float* dst) {
+          if (avx512) {
+            for (int64_t r = p * kMr; r < (p + 1) * kMr; ++r)
+              avx512::convert_row(dt, r < nr ? W.data + static_cast<size_t>(r0 + r) * row_bytes : nullptr, k0, kc,
+                                  dst + (r % kMr) * 16);
+            return;
           }
-        }
-        // All panels first, then token panel by token panel: each x panel is
-        // reused by the 8 weight panels. Tried and slower: converting each
-        // panel right before its first use, and panel by panel with the 4 x
-        // panels streamed from L2 (3 alternated pairs each, BF16 pp64).
-        for (int64_t tp = 0; tp < n_tp; ++tp) {
-          const float* xk = xt + tp * K * kNr + k0 * kNr;
-          const bool half = n - tp * kNr <= 8;
-          // No software prefetch of the next x panel: it is read as one
-          // sequential stream, which the hardware prefetcher follows. Adding
-          // its lines to each call's list made pp64 0-10% slower (7 alternated
-          // pairs, BF16, Q8_0, Q4_SB).
-          for (int64_t p = 0; p < npan; ++p) {
-            // This call's share of the prefetches, handed to the micro-kernel.
-            int npf = 0;
-            auto add = [&](const char* line) {
-              if (npf < kMaxPrefetch)
-                pfl[npf++] = line;
-              else
-                _mm_prefetch(line, _MM_HINT_T1);
-            };
-            // Rows spread over the calls with a running remainder.
-            for (owed += pf_nr; owed >= calls; owed -= calls, ++pf_row) {
-              const char* q = reinterpret_cast<const char*>(W.data + static_cast<size_t>(pf_r0 + pf_row) * row_bytes + pf_off);
-              for (size_t o = 0; o < pf_len; o += 64) add(q + o);
+          for (int64_t r = p * kMr; r < (p + 1) * kMr; r += 2) {
+            float* slot = dst + (r % kMr) * 4;
+            if (r < nr) {
+              const std::byte* a = W.data + static_cast<size_t>(r0 + r) * row_bytes;
+              const bool pad_b = r + 1 >= nr;
+              convert_range(dt, a, pad_b ? a : a + row_bytes, k0, kc, PanelPair{slot, pad_b});
+            } else {
+              for (int64_t c = 0; c < kc; c += 4) std::memset(slot + (c / 4) * kChunk, 0, 32);
             }
-            float* C = cb + (p * n_tp + tp) * kMr * kNr;
-            if (half)
-              micro<1>(wf + p * kMr * kKc, xk, kc, C, k0 > 0, pfl, npf);
-            else
-              micro<2>(wf + p * kMr * kKc, xk, kc, C, k0 > 0, pfl, npf);
           }
+        };
+        // One micro-kernel call: weight panel p against token panels from tp.
+        // No software prefetch of the next x panel: it is read as one
+        // sequential stream, which the hardware prefetcher follows. Adding its
+        // lines to each call's list made pp64 0-10% slower (7 alternated pairs,
+        // BF16, Q8_0, Q4_SB).
+        auto call = [&](int64_t p, int64_t tp, const float* panel) {
+          // This call's share of the prefetches, handed to the micro-kernel.
+          int npf = 0;
+          auto add = [&](const char* line) {
+            if (npf < kMaxPrefetch)
+              pfl[npf++] = line;
+            else
+              _mm_prefetch(line, _MM_HINT_T1);
+          };
+          // Rows spread over the calls with a running remainder.
+          for (owed += pf_nr; owed >= calls; owed -= calls, ++pf_row) {
+            const char* q = reinterpret_cast<const char*>(W.data + static_cast<size_t>(pf_r0 + pf_row) * row_bytes + pf_off);
+            for (size_t o = 0; o < pf_len; o += 64) add(q + o);
+          }
+          const float* xk = xt + tp * K * kNr + k0 * kNr;
+          float* C = cb + (p * n_tp + tp) * kMr * kNr;
+          if (avx512)
+            avx512::gemm_micro(static_cast<int>(std::min(group, n_tp - tp)), panel, xk, K * kNr, kc, C, k0 > 0, pfl,
+                               npf);
+          else if (n - tp * kNr <= 8)
+            micro<1>(panel, xk, kc, C, k0 > 0, pfl, npf);
+          else
+            micro<2>(panel, xk, kc, C, k0 > 0, pfl, npf);
+        };
+        if (avx512) {
+          // Panel by panel, each converted right before its calls into one
+          // 12 KiB buffer that stays in L1: with 64 tokens in one call a panel
+          // is used once. Converting all 8 panels first measured the same
+          // (paired, 1 and 2 threads, BF16 qkv).
+          for (int64_t p = 0; p < npan; ++p) {
+            convert_panel(p, wf);
+            for (int64_t tp = 0; tp < n_tp; tp += group) call(p, tp, wf);
+          }
+        } else {
+          // All panels first, then token panel by token panel: each x panel is
+          // reused by the 8 weight panels. Tried and slower: converting each
+          // panel right before its first use, and panel by panel with the 4 x
+          // panels streamed from L2 (3 alternated pairs each, BF16 pp64, Zen 3).
+          for (int64_t p = 0; p < npan; ++p) convert_panel(p, wf + p * kMr * kKc);
+          for (int64_t tp = 0; tp < n_tp; ++tp)
+            for (int64_t p = 0; p < npan; ++p) call(p, tp, wf + p * kMr * kKc);
         }
       }
       // C -> Y, each token's rows contiguous in Y. Pointers in locals: every
