@@ -2,6 +2,7 @@
 // and `bench`, including their error paths.
 #include <gtest/gtest.h>
 
+#include <cstdlib>
 #include <filesystem>
 
 #include "golden.h"
@@ -177,6 +178,27 @@ TEST(CliBench, ReportsATable) {
   EXPECT_NE(hp.out.find("s copying into huge pages)"), std::string::npos) << hp.out;
   auto bad = run_cli({"bench", "-m", tiny(), "--steps", "0"});
   EXPECT_NE(bad.err.find("--steps: values must be positive"), std::string::npos) << bad.err;
+}
+
+// The backend line names the kernels, and the environment switches pick them.
+TEST(CliBench, NamesItsKernels) {
+  const std::vector<std::string> args = {"bench", "-m", tiny(), "--steps", "1", "--prompt", "2", "--gen", "1", "--repeat", "1"};
+  const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  const bool avx512 = avx2 && __builtin_cpu_supports("avx512f");
+  auto r = run_cli(args);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out.find("avx512f gemm") != std::string::npos, avx512) << r.out;
+  EXPECT_EQ(r.out.find("backend: cpu (avx2+fma+f16c") != std::string::npos, avx2) << r.out;
+  ::setenv("HUGINN_NO_AVX512", "1", 1);
+  r = run_cli(args);
+  ::unsetenv("HUGINN_NO_AVX512");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out.find("avx512f"), std::string::npos) << r.out;
+  ::setenv("HUGINN_FORCE_SCALAR", "1", 1);
+  r = run_cli(args);
+  ::unsetenv("HUGINN_FORCE_SCALAR");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("backend: cpu (scalar)"), std::string::npos) << r.out;
 }
 
 }  // namespace
