@@ -900,7 +900,9 @@ void matmul_small(ThreadPool& pool, const TensorView& W, const float* X, int64_t
 // padded). Work item: 6*kPanelsPerItem weight rows. For each K block of kKc
 // columns the item converts its rows to f32 weight panels of 6 rows, then for
 // every token panel and weight panel runs the 6x16 micro-kernel, accumulating
-// in a small C buffer that is written to Y at the end.
+// in a small C buffer that is written to Y at the end. With avx512 the panels
+// (chunks of 16 columns), their conversion and the 6x64 micro-kernel come from
+// gemm_avx512.cc; the rest is shared.
 //
 // A weight panel is laid out in chunks of 4 columns, [k / 4][6 rows][4]: the
 // micro-kernel reads it as one sequential stream, 24 bytes per k-step, where
