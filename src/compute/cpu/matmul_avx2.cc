@@ -1152,7 +1152,6 @@ __attribute__((noinline)) void micro(const float* wp, const float* xt, int64_t k
 
 thread_local std::vector<float> g_xt;
 
-
 }  // namespace
 
 void gemm(ThreadPool& pool, const TensorView& W, const float* X, int64_t n, float* Y, bool avx512) {
@@ -1209,9 +1208,10 @@ void gemm(ThreadPool& pool, const TensorView& W, const float* X, int64_t n, floa
         const int64_t group = avx512 ? 4 : 1, n_groups = (n_tp + group - 1) / group;
         const int64_t calls = n_groups * npan;
         int64_t owed = 0, pf_row = 0;
-        // Panel p's rows in pairs into dst; rows from nr on are padding and
-        // get zeros (reading them from an all-zero row instead of the zero_b
-        // flag measured 2-4% slower, paired with bench/matmul_ab.sh).
+        // Panel p's rows into dst (AVX2: in pairs); rows from nr on are
+        // padding and get zeros (AVX2: reading them from an all-zero row
+        // instead of the zero_b flag measured 2-4% slower, paired with
+        // bench/matmul_ab.sh).
         auto convert_panel = [&](int64_t p, float* dst) {
           if (avx512) {
             for (int64_t r = p * kMr; r < (p + 1) * kMr; ++r)
@@ -1261,8 +1261,8 @@ void gemm(ThreadPool& pool, const TensorView& W, const float* X, int64_t n, floa
         };
         if (avx512) {
           // Panel by panel, each converted right before its calls into one
-          // 12 KiB buffer that stays in L1: with 64 tokens in one call a panel
-          // is used once. Converting all 8 panels first measured the same
+          // 12 KiB buffer (a quarter of L1): with 64 tokens in one call a
+          // panel is used once. Converting all 8 panels first measured the same
           // (paired, 1 and 2 threads, BF16 qkv).
           for (int64_t p = 0; p < npan; ++p) {
             convert_panel(p, wf);
