@@ -7,7 +7,9 @@
 #   bench/matmul_ab.sh HEAD~1 build 11 BF16,Q4_SB 64 2
 #
 # REV's file is compiled against the current headers, so it must still fit
-# them (kernels_avx2.h, quant.h).
+# them (kernels_avx2.h, kernels_avx512.h, quant.h). On an AVX-512 CPU the
+# current GEMM runs its 512-bit micro-kernel (REV's too, from session 9 on);
+# HUGINN_NO_AVX512=1 compares the AVX2 ones.
 set -euo pipefail
 rev=${1:?usage: bench/matmul_ab.sh REV [BUILD_DIR [REPS [TYPES [N [THREADS]]]]]}
 root=$(git -C "$(dirname "$0")" rev-parse --show-toplevel)
