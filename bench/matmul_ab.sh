@@ -7,9 +7,10 @@
 #   bench/matmul_ab.sh HEAD~1 build 11 BF16,Q4_SB 64 2
 #
 # REV's file is compiled against the current headers, so it must still fit
-# them (kernels_avx2.h, kernels_avx512.h, quant.h). On an AVX-512 CPU the
-# current GEMM runs its 512-bit micro-kernel (REV's too, from session 9 on);
-# HUGINN_NO_AVX512=1 compares the AVX2 ones.
+# them (kernels_avx2.h, kernels_avx512.h, quant.h). Only matmul_avx2.cc is
+# copied: on an AVX-512 CPU a REV from session 9 on runs the current
+# gemm_avx512.cc inside its own driver, an older REV its AVX2 micro-kernel.
+# HUGINN_NO_AVX512=1 makes every version use the AVX2 one.
 set -euo pipefail
 rev=${1:?usage: bench/matmul_ab.sh REV [BUILD_DIR [REPS [TYPES [N [THREADS]]]]]}
 root=$(git -C "$(dirname "$0")" rev-parse --show-toplevel)
