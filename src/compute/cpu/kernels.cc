@@ -34,8 +34,8 @@ bool detect_avx2() {
 const bool g_has_avx2 = detect_avx2();
 std::atomic<bool> g_force_scalar{false};
 
-// AVX-512F for the prefill micro-kernel (the other kernels are bound by memory
-// or by integer ops that 512-bit vectors do not speed up here).
+// AVX-512F for the prefill micro-kernel, which is bound by FMA throughput that
+// 512-bit vectors double; decode is bound by memory and keeps the AVX2 kernels.
 bool detect_avx512() {
 #if defined(__x86_64__) || defined(__i386__)
   if (const char* s = std::getenv("HUGINN_NO_AVX512"); s && *s && *s != '0') return false;
