@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include "compute/cpu/kernels_avx512.h"
+#include "compute/cpu/simd_avx2.h"
 #include "compute/quant.h"
 
 namespace huginn::cpu::avx512 {
@@ -73,11 +74,10 @@ void convert_row(DType dt, const std::byte* row, int64_t k0, int64_t len, float*
       return;
     }
     case DType::Q4_SB: {
-      // Group m (32 elements) of a super-block: a half of a 32-byte load (m < 4)
-      // or the 16-byte tail. Element e of a group has sub-scale e / 4, so a
-      // 16-element half h takes sub-scales 4h..4h+3, four lanes each.
+      // 32-element groups (avx2::q4sb_group). Element e of a group has
+      // sub-scale e / 4, so a 16-element half h takes sub-scales 4h..4h+3,
+      // four lanes each.
       const auto* blocks = reinterpret_cast<const quant::BlockQ4SB*>(row);
-      const __m256i m4 = _mm256_set1_epi8(0x0f), eight = _mm256_set1_epi8(8);
       const __m512i idx_lo = _mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3);
       const __m512i idx_hi = _mm512_add_epi32(idx_lo, _mm512_set1_epi32(4));
       int64_t g = k0 / 32, sb = -1;
@@ -92,16 +92,7 @@ void convert_row(DType dt, const std::byte* row, int64_t k0, int64_t len, float*
           s_lo = _mm512_permutexvar_ps(idx_lo, ss);
           s_hi = _mm512_permutexvar_ps(idx_hi, ss);
         }
-        const int m = static_cast<int>(g % 5);
-        __m256i q;
-        if (m < 4) {
-          const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk.q + (m / 2) * 32));
-          q = _mm256_and_si256(m % 2 ? _mm256_srli_epi16(v, 4) : v, m4);
-        } else {
-          const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk.q + 64));
-          q = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(v, 4), v), m4);
-        }
-        q = _mm256_sub_epi8(q, eight);
+        const __m256i q = avx2::q4sb_group(blk, static_cast<int>(g % 5));
         put(dst, i, _mm512_mul_ps(s_lo, _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm256_castsi256_si128(q)))));
         put(dst, i + 16, _mm512_mul_ps(s_hi, _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm256_extracti128_si256(q, 1)))));
       }

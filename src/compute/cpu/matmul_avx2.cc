@@ -978,7 +978,6 @@ inline __m256 pair_scale(uint16_t da, uint16_t db) {
 void convert_q4sb(const std::byte* a, const std::byte* b, int64_t k0, int64_t len, const PanelPair& out) {
   const quant::BlockQ4SB* blocks[2] = {reinterpret_cast<const quant::BlockQ4SB*>(a),
                                        reinterpret_cast<const quant::BlockQ4SB*>(b)};
-  const __m256i m4 = _mm256_set1_epi8(0x0f), eight = _mm256_set1_epi8(8);
   int64_t g = k0 / 32;
   const int64_t g1 = (k0 + len) / 32;
   int64_t sb = g / 5;
@@ -998,16 +997,7 @@ void convert_q4sb(const std::byte* a, const std::byte* b, int64_t k0, int64_t le
     for (; m < 5 && g < g1; ++m, ++g, i += 32) {
       __m128i parts[2][4];
       for (int h = 0; h < 2; ++h) {
-        const quant::BlockQ4SB& blk = blocks[h][sb];
-        __m256i q;
-        if (m < 4) {
-          const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk.q + (m / 2) * 32));
-          q = _mm256_and_si256(m % 2 ? _mm256_srli_epi16(v, 4) : v, m4);
-        } else {
-          const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk.q + 64));
-          q = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(v, 4), v), m4);
-        }
-        q = _mm256_sub_epi8(q, eight);
+        const __m256i q = q4sb_group(blocks[h][sb], m);
         const __m128i lo = _mm256_castsi256_si128(q), hi = _mm256_extracti128_si256(q, 1);
         parts[h][0] = lo, parts[h][1] = _mm_srli_si128(lo, 8), parts[h][2] = hi, parts[h][3] = _mm_srli_si128(hi, 8);
       }
