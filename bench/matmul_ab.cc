@@ -93,23 +93,21 @@ int main(int argc, char** argv) {
       // REV's gemm may predate the avx512 argument (session 9); where it has
       // it, every version runs what the dispatcher would pick.
       const bool wide = cpu::use_avx512();
-      auto rev_gemm = [&](auto& pool_, float* y) {
-        if constexpr (requires { cpu::avx2_ref::gemm(pool_, W, X.data(), n, y, wide); }) {
-          cpu::avx2_ref::gemm(pool_, W, X.data(), n, y, wide);
-        } else {
-          cpu::avx2_ref::gemm(pool_, W, X.data(), n, y);
-        }
-      };
-      auto ctl_gemm = [&](auto& pool_, float* y) {
-        if constexpr (requires { cpu::avx2_ctl::gemm(pool_, W, X.data(), n, y, wide); }) {
-          cpu::avx2_ctl::gemm(pool_, W, X.data(), n, y, wide);
-        } else {
-          cpu::avx2_ctl::gemm(pool_, W, X.data(), n, y);
-        }
+      auto rev_gemm = [&](auto& pool_, bool ctl, float* y) {
+        auto call = [&](auto... wide_arg) {
+          if (ctl)
+            cpu::avx2_ctl::gemm(pool_, W, X.data(), n, y, wide_arg...);
+          else
+            cpu::avx2_ref::gemm(pool_, W, X.data(), n, y, wide_arg...);
+        };
+        if constexpr (requires { cpu::avx2_ref::gemm(pool_, W, X.data(), n, y, wide); })
+          call(wide);
+        else
+          call();
       };
       auto run = [&](int v, float* y) {
-        if (v == 0) big ? rev_gemm(pool, y) : cpu::avx2_ref::matmul_small(pool, W, X.data(), n, y);
-        if (v == 1) big ? ctl_gemm(pool, y) : cpu::avx2_ctl::matmul_small(pool, W, X.data(), n, y);
+        if (v == 0) big ? rev_gemm(pool, false, y) : cpu::avx2_ref::matmul_small(pool, W, X.data(), n, y);
+        if (v == 1) big ? rev_gemm(pool, true, y) : cpu::avx2_ctl::matmul_small(pool, W, X.data(), n, y);
         if (v == 2) big ? cpu::avx2::gemm(pool, W, X.data(), n, y, wide) : cpu::avx2::matmul_small(pool, W, X.data(), n, y);
       };
       // Same inputs, so the versions should agree up to summation order.

@@ -62,14 +62,11 @@ void convert_row(DType dt, const std::byte* row, int64_t k0, int64_t len, float*
       return;
     }
     case DType::Q4_0: {
-      // Element j in the low nibble of q[j], j + 16 in the high one.
       const auto* b = reinterpret_cast<const quant::BlockQ4_0*>(row) + k0 / 32;
-      const __m128i m4 = _mm_set1_epi8(0x0f), eight = _mm_set1_epi8(8);
       for (; i < len; i += 32, ++b) {
         const __m512 d = _mm512_set1_ps(_cvtsh_ss(b->d));
-        const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b->q));
-        put(dst, i, i8_to_f32(_mm_sub_epi8(_mm_and_si128(v, m4), eight), d));
-        put(dst, i + 16, i8_to_f32(_mm_sub_epi8(_mm_and_si128(_mm_srli_epi16(v, 4), m4), eight), d));
+        put(dst, i, i8_to_f32(avx2::q4_0_half(*b, 0), d));
+        put(dst, i + 16, i8_to_f32(avx2::q4_0_half(*b, 1), d));
       }
       return;
     }

@@ -1065,15 +1065,9 @@ void convert_range(DType dt, const std::byte* a, const std::byte* b, int64_t k0,
     case DType::Q4_0: {
       const auto* ba = reinterpret_cast<const quant::BlockQ4_0*>(a) + k0 / 32;
       const auto* bb = reinterpret_cast<const quant::BlockQ4_0*>(b) + k0 / 32;
-      const __m128i m4 = _mm_set1_epi8(0x0f), eight = _mm_set1_epi8(8);
-      // Columns 0..15 are the low nibbles, 16..31 the high ones.
-      auto nib = [&](const quant::BlockQ4_0& blk, int h) {
-        const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk.q));
-        return _mm_sub_epi8(_mm_and_si128(h ? _mm_srli_epi16(v, 4) : v, m4), eight);
-      };
       for (int64_t j = 0; j < len / 32; ++j) {
         const __m256 d = pair_scale(ba[j].d, bb[j].d);
-        for (int h = 0; h < 2; ++h) out.put16_i8(32 * j + 16 * h, nib(ba[j], h), nib(bb[j], h), d);
+        for (int h = 0; h < 2; ++h) out.put16_i8(32 * j + 16 * h, q4_0_half(ba[j], h), q4_0_half(bb[j], h), d);
       }
       return;
     }

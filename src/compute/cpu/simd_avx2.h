@@ -16,6 +16,13 @@ inline float hsum(__m256 v) {
   return _mm_cvtss_f32(s);
 }
 
+// Half h of a Q4_0 block (elements 16h..16h+15: the low nibbles for h = 0,
+// the high ones for h = 1) as 16 int8 values q - 8.
+inline __m128i q4_0_half(const quant::BlockQ4_0& blk, int h) {
+  const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk.q));
+  return _mm_sub_epi8(_mm_and_si128(h ? _mm_srli_epi16(v, 4) : v, _mm_set1_epi8(0x0f)), _mm_set1_epi8(8));
+}
+
 // Group m (0..4, 32 elements) of a Q4_SB super-block as 32 int8 values q - 8
 // in element order: one half of a 32-byte load (m < 4) or the 16-byte tail.
 inline __m256i q4sb_group(const quant::BlockQ4SB& blk, int m) {
