@@ -185,10 +185,19 @@ TEST(CliBench, NamesItsKernels) {
   const std::vector<std::string> args = {"bench", "-m", tiny(), "--steps", "1", "--prompt", "2", "--gen", "1", "--repeat", "1"};
   const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
   const bool avx512 = avx2 && __builtin_cpu_supports("avx512f");
+  const bool vnni = avx512 && __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512bw") &&
+                    __builtin_cpu_supports("avx512vl");
   auto r = run_cli(args);
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(r.out.find("avx512f gemm") != std::string::npos, avx512) << r.out;
+  EXPECT_EQ(r.out.find("avx512vnni int8 gemm") != std::string::npos, vnni) << r.out;
   EXPECT_EQ(r.out.find("backend: cpu (avx2+fma+f16c") != std::string::npos, avx2) << r.out;
+  ::setenv("HUGINN_NO_VNNI", "1", 1);
+  r = run_cli(args);
+  ::unsetenv("HUGINN_NO_VNNI");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out.find("vnni"), std::string::npos) << r.out;
+  EXPECT_EQ(r.out.find("avx512f gemm") != std::string::npos, avx512) << r.out;
   ::setenv("HUGINN_NO_AVX512", "1", 1);
   r = run_cli(args);
   ::unsetenv("HUGINN_NO_AVX512");

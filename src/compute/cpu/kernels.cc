@@ -12,6 +12,7 @@
 #endif
 
 #include "compute/cpu/kernels_avx2.h"
+#include "compute/cpu/kernels_vnni.h"
 #include "compute/quant.h"
 
 namespace huginn::cpu {
@@ -48,6 +49,22 @@ bool detect_avx512() {
 
 const bool g_has_avx512 = detect_avx512();
 std::atomic<bool> g_no_avx512{false};
+
+// AVX-512 VNNI (with BW and VL, which every VNNI CPU has) for the int8 prefill
+// GEMM of block-quantized weights: 64 int8 multiply-adds per instruction.
+bool detect_vnni() {
+#if defined(__x86_64__) || defined(__i386__)
+  if (const char* s = std::getenv("HUGINN_NO_VNNI"); s && *s && *s != '0') return false;
+  __builtin_cpu_init();
+  return g_has_avx512 && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
+         __builtin_cpu_supports("avx512vnni");
+#else
+  return false;
+#endif
+}
+
+const bool g_has_vnni = detect_vnni();
+std::atomic<bool> g_no_vnni{false};
 
 // 8 independent partial sums so the compiler can vectorize without -ffast-math.
 inline float dot8(const float* a, const float* b, int64_t n) {
@@ -176,7 +193,10 @@ bool use_avx2() { return g_has_avx2 && !g_force_scalar.load(std::memory_order_re
 void force_scalar(bool on) { g_force_scalar.store(on, std::memory_order_relaxed); }
 bool use_avx512() { return g_has_avx512 && use_avx2() && !g_no_avx512.load(std::memory_order_relaxed); }
 void disable_avx512(bool on) { g_no_avx512.store(on, std::memory_order_relaxed); }
+bool use_vnni() { return g_has_vnni && use_avx512() && !g_no_vnni.load(std::memory_order_relaxed); }
+void disable_vnni(bool on) { g_no_vnni.store(on, std::memory_order_relaxed); }
 const char* kernel_isa() {
+  if (use_vnni()) return "avx2+fma+f16c, avx512f gemm, avx512vnni int8 gemm";
   return use_avx512() ? "avx2+fma+f16c, avx512f gemm" : use_avx2() ? "avx2+fma+f16c" : "scalar";
 }
 
@@ -224,7 +244,10 @@ void matmul(ThreadPool& pool, const TensorView& W, const float* X, int64_t n, fl
   if (n <= 0 || W.rows() <= 0) return;
   if (!use_avx2()) return matmul_scalar(pool, W, X, n, Y);
   if (path == MatmulPath::Auto) path = n >= kGemmMinTokens ? MatmulPath::Gemm : MatmulPath::Small;
-  if (path == MatmulPath::Gemm)
+  const bool block_quant = W.dtype == DType::Q8_0 || W.dtype == DType::Q4_0 || W.dtype == DType::Q4_SB;
+  if (path == MatmulPath::Gemm && block_quant && use_vnni())
+    vnni::gemm(pool, W, X, n, Y);
+  else if (path == MatmulPath::Gemm)
     avx2::gemm(pool, W, X, n, Y, use_avx512());
   else
     avx2::matmul_small(pool, W, X, n, Y);

@@ -13,7 +13,9 @@
 //    (transposed, 16 tokens per panel), each thread converts a panel of 6 weight
 //    rows x 512 columns to f32 and runs a 6x16 register-blocked micro-kernel
 //    (6x64 with AVX-512F: 4 token panels of one zmm each).
-//    Quantized weights are dequantized there (activations stay f32).
+//    Quantized weights are dequantized there (activations stay f32), except
+//    on AVX-512 VNNI CPUs: there Q8_0 / Q4_0 / Q4_SB run an int8 GEMM with the
+//    decode path's quantized activations (gemm_int8_vnni.cc).
 // Work is split in row chunks handed out dynamically by the pool.
 #pragma once
 
@@ -25,7 +27,8 @@
 namespace huginn::cpu {
 
 // Which instruction set the dispatched kernels use ("avx2+fma+f16c", with
-// ", avx512f gemm" where the prefill micro-kernel uses 512-bit vectors, or "scalar").
+// ", avx512f gemm" where the prefill micro-kernel uses 512-bit vectors and
+// ", avx512vnni int8 gemm" where quantized prefill runs on VNNI, or "scalar").
 const char* kernel_isa();
 // True when the AVX2 kernels are in use. `force_scalar` (tests, benchmarks)
 // switches them off process-wide; also HUGINN_FORCE_SCALAR=1 in the environment.
@@ -36,6 +39,11 @@ void force_scalar(bool on);
 // the AVX2 one.
 bool use_avx512();
 void disable_avx512(bool on);
+// True when the prefill GEMM of Q8_0 / Q4_0 / Q4_SB weights runs on AVX-512
+// VNNI with int8 activations (CPU has it, AVX-512 in use). `disable_vnni`
+// (tests, benchmarks) or HUGINN_NO_VNNI=1 keeps the f32 GEMM for them.
+bool use_vnni();
+void disable_vnni(bool on);
 
 // Token count from which matmul uses the blocked GEMM.
 inline constexpr int64_t kGemmMinTokens = 12;

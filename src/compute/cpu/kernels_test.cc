@@ -116,22 +116,31 @@ TEST_P(MatmulTest, MatchesReferenceOnOddShapes) {
       const auto scale = abs_scale(w.view, X, n);
       const std::string base = std::string(dtype_name(t)) + " " + std::to_string(c.rows) + "x" +
                                std::to_string(c.cols) + " n=" + std::to_string(n);
-      // The GEMM runs its AVX-512 micro-kernel where the CPU has one; there,
-      // check the AVX2 one as well.
+      // The GEMM runs its AVX-512 micro-kernel where the CPU has one, and
+      // for quantized weights the int8 VNNI GEMM where it has that; there,
+      // check the AVX2 one and the f32 AVX-512 one as well.
       struct Run {
         MatmulPath path;
         bool avx2_gemm;
+        bool no_vnni;
       };
-      for (Run run : {Run{MatmulPath::Small, false}, Run{MatmulPath::Gemm, false}, Run{MatmulPath::Gemm, true},
-                      Run{MatmulPath::Auto, false}}) {
+      for (Run run : {Run{MatmulPath::Small, false, false}, Run{MatmulPath::Gemm, false, false},
+                      Run{MatmulPath::Gemm, true, false}, Run{MatmulPath::Gemm, false, true},
+                      Run{MatmulPath::Auto, false, false}}) {
         if (run.avx2_gemm && !use_avx512()) continue;
+        if (run.no_vnni && (!use_vnni() || !q)) continue;
         const MatmulPath path = run.path;
         std::vector<float> got(want.size(), NAN);
         disable_avx512(run.avx2_gemm);
+        disable_vnni(run.no_vnni);
+        const bool vnni = q && use_vnni();
         matmul(pool, w.view, X.data(), n, got.data(), path);
         disable_avx512(false);
-        const std::string what = base + (run.avx2_gemm ? " (AVX2 GEMM)" : "");
-        const bool int8_acts = q && use_avx2() && (path == MatmulPath::Small || (path == MatmulPath::Auto && n < kGemmMinTokens));
+        disable_vnni(false);
+        const std::string what =
+            base + (run.avx2_gemm ? " (AVX2 GEMM)" : run.no_vnni ? " (f32 AVX-512 GEMM)" : vnni ? " (VNNI)" : "");
+        const bool small = path == MatmulPath::Small || (path == MatmulPath::Auto && n < kGemmMinTokens);
+        const bool int8_acts = q && use_avx2() && (small || vnni);
         const bool scalar_int8 = q && !use_avx2();
         if (int8_acts || scalar_int8) {
           // Same integer scheme as the reference: only float summation order differs.

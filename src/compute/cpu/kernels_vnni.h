@@ -1,0 +1,21 @@
+// AVX-512 VNNI kernels (defined in *_vnni.cc, compiled with -mavx512f
+// -mavx512bw -mavx512vl -mavx512vnni and the AVX2 flags). Call only when
+// cpu::use_vnni() is true.
+#pragma once
+
+#include <cstdint>
+
+#include "compute/cpu/thread_pool.h"
+#include "huginn/tensor.h"
+
+namespace huginn::cpu::vnni {
+
+// Prefill GEMM for Q8_0 / Q4_0 / Q4_SB weights: Y[n, rows] = X[n, cols] * W^T
+// with the activations quantized to int8 as the decode kernels do
+// (quantize_acts / quantize_acts_sb), so prompt and decode tokens see the same
+// arithmetic: exact integer dot products per block of 32 (Q4_SB: super-block
+// of 160), scaled and summed in f32. One VNNI instruction does 64 int8
+// multiply-adds (Q4_SB: 32 int16 ones) where an f32 FMA does 16.
+void gemm(ThreadPool& pool, const TensorView& W, const float* X, int64_t n, float* Y);
+
+}  // namespace huginn::cpu::vnni
