@@ -198,6 +198,12 @@ TEST(CliBench, NamesItsKernels) {
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(r.out.find("vnni"), std::string::npos) << r.out;
   EXPECT_EQ(r.out.find("avx512f gemm") != std::string::npos, avx512) << r.out;
+  ::setenv("HUGINN_NO_AMX", "1", 1);
+  r = run_cli(args);
+  ::unsetenv("HUGINN_NO_AMX");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out.find("amx"), std::string::npos) << r.out;
+  EXPECT_EQ(r.out.find("avx512vnni int8 gemm") != std::string::npos, vnni) << r.out;
   ::setenv("HUGINN_NO_AVX512", "1", 1);
   r = run_cli(args);
   ::unsetenv("HUGINN_NO_AVX512");

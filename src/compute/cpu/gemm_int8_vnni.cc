@@ -47,19 +47,6 @@ T* grow(std::vector<T>& v, size_t n) {
   return v.data();
 }
 
-// Four rows of 8 dwords each to dst + s * stride (s = 0..7), 16 bytes per
-// step: dword s of rows 0..3, i.e. a 4 x 8 transpose of 32-bit pieces.
-inline void store_4x8(std::byte* dst, __m256i a0, __m256i a1, __m256i a2, __m256i a3) {
-  const __m256i t0 = _mm256_unpacklo_epi32(a0, a1), t1 = _mm256_unpackhi_epi32(a0, a1);
-  const __m256i t2 = _mm256_unpacklo_epi32(a2, a3), t3 = _mm256_unpackhi_epi32(a2, a3);
-  const __m256i u[4] = {_mm256_unpacklo_epi64(t0, t2), _mm256_unpackhi_epi64(t0, t2), _mm256_unpacklo_epi64(t1, t3),
-                        _mm256_unpackhi_epi64(t1, t3)};
-  for (int s = 0; s < 4; ++s) {
-    _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + s * kStepBytes), _mm256_castsi256_si128(u[s]));
-    _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + (s + 4) * kStepBytes), _mm256_extracti128_si256(u[s], 1));
-  }
-}
-
 // Block j of a Q8_0 / Q4_0 row as 32 signed bytes.
 inline __m256i block_i8(DType dt, const std::byte* row, int64_t j) {
   if (dt == DType::Q8_0) {
@@ -91,7 +78,7 @@ void convert_i8(DType dt, const std::byte* w, size_t row_bytes, int64_t nr, int6
         v[i] = _mm256_xor_si256(row[i] ? block_i8(dt, row[i], j0 + j) : _mm256_setzero_si256(), flip);
         dw[j * kRows + r + i] = row[i] ? block_scale(dt, row[i], j0 + j) : 0.0f;
       }
-      store_4x8(panel + (j * 8 * kRows + r) * 4, v[0], v[1], v[2], v[3]);
+      avx2::store_4x8(panel + (j * 8 * kRows + r) * 4, kStepBytes, v[0], v[1], v[2], v[3]);
     }
   }
 }
@@ -131,8 +118,8 @@ void convert_sb(const std::byte* w, size_t row_bytes, int64_t nr, int64_t k0, in
           hi[i] = _mm256_mullo_epi16(_mm256_cvtepi8_epi16(_mm256_extracti128_si256(g, 1)), sh[i]);
         }
         const int64_t k2 = s * 80 + m * 16;  // column pair of the group's first element
-        store_4x8(panel + (k2 * kRows + r) * 4, lo[0], lo[1], lo[2], lo[3]);
-        store_4x8(panel + ((k2 + 8) * kRows + r) * 4, hi[0], hi[1], hi[2], hi[3]);
+        avx2::store_4x8(panel + (k2 * kRows + r) * 4, kStepBytes, lo[0], lo[1], lo[2], lo[3]);
+        avx2::store_4x8(panel + ((k2 + 8) * kRows + r) * 4, kStepBytes, hi[0], hi[1], hi[2], hi[3]);
       }
     }
   }
@@ -265,14 +252,10 @@ void gemm(ThreadPool& pool, const TensorView& W, const float* X, int64_t n, floa
         const int64_t pnr = next_panel ? std::min<int64_t>(kRows, std::max<int64_t>(0, rows - pr0)) : nr;
         const size_t poff = dtype_row_bytes(dt, pk0), plen = dtype_row_bytes(dt, std::min(kc, K - pk0));
         // +1: the range need not start on a line boundary.
-        const int64_t lines = static_cast<int64_t>((plen + 63) / 64) + 1, total = pnr * lines, tiles = np / kT;
-        int64_t issued = 0;
-        for (int64_t t0 = 0, tile = 1; t0 < np; t0 += kT, ++tile) {
-          for (const int64_t until = total * tile / tiles; issued < until; ++issued) {
-            const std::byte* line = W.data + static_cast<size_t>(pr0 + issued / lines) * row_bytes + poff +
-                                    static_cast<size_t>(issued % lines) * 64;
-            _mm_prefetch(reinterpret_cast<const char*>(line), _MM_HINT_T1);
-          }
+        const int64_t lines = static_cast<int64_t>((plen + 63) / 64) + 1;
+        avx2::RowPrefetch pf(W.data + static_cast<size_t>(pr0) * row_bytes + poff, row_bytes, pnr, lines, np / kT);
+        for (int64_t t0 = 0; t0 < np; t0 += kT) {
+          pf.step();
           const int32_t* xk = xp + at_step(k0 / kpd, t0);
           const int64_t j0 = at_blk(k0 / bsz, t0);
           if (sb)

@@ -10,7 +10,12 @@
 #if defined(__x86_64__) || defined(__i386__)
 #include <cpuid.h>
 #endif
+#if defined(__linux__)
+#include <sys/syscall.h>
+#include <unistd.h>
+#endif
 
+#include "compute/cpu/kernels_amx.h"
 #include "compute/cpu/kernels_avx2.h"
 #include "compute/cpu/kernels_vnni.h"
 #include "compute/quant.h"
@@ -65,6 +70,24 @@ bool detect_vnni() {
 
 const bool g_has_vnni = detect_vnni();
 std::atomic<bool> g_no_vnni{false};
+
+// AMX tiles with bf16 products for the BF16 prefill GEMM. Linux hands out
+// the 8 KiB of tile state only on request (arch_prctl), once per process.
+bool detect_amx() {
+#if (defined(__x86_64__) || defined(__i386__)) && defined(__linux__)
+  if (const char* s = std::getenv("HUGINN_NO_AMX"); s && *s && *s != '0') return false;
+  unsigned a = 0, b = 0, c = 0, d = 0;
+  if (!g_has_avx512 || !__get_cpuid_count(7, 0, &a, &b, &c, &d)) return false;
+  const bool amx_bf16 = d & (1u << 22), amx_tile = d & (1u << 24);
+  constexpr long kReqXcompPerm = 0x1023, kXfeatureXtiledata = 18;
+  return amx_bf16 && amx_tile && syscall(SYS_arch_prctl, kReqXcompPerm, kXfeatureXtiledata) == 0;
+#else
+  return false;
+#endif
+}
+
+const bool g_has_amx = detect_amx();
+std::atomic<bool> g_no_amx{false};
 
 // 8 independent partial sums so the compiler can vectorize without -ffast-math.
 inline float dot8(const float* a, const float* b, int64_t n) {
@@ -195,9 +218,14 @@ bool use_avx512() { return g_has_avx512 && use_avx2() && !g_no_avx512.load(std::
 void disable_avx512(bool on) { g_no_avx512.store(on, std::memory_order_relaxed); }
 bool use_vnni() { return g_has_vnni && use_avx512() && !g_no_vnni.load(std::memory_order_relaxed); }
 void disable_vnni(bool on) { g_no_vnni.store(on, std::memory_order_relaxed); }
+bool use_amx() { return g_has_amx && use_avx512() && !g_no_amx.load(std::memory_order_relaxed); }
+void disable_amx(bool on) { g_no_amx.store(on, std::memory_order_relaxed); }
 const char* kernel_isa() {
-  if (use_vnni()) return "avx2+fma+f16c, avx512f gemm, avx512vnni int8 gemm";
-  return use_avx512() ? "avx2+fma+f16c, avx512f gemm" : use_avx2() ? "avx2+fma+f16c" : "scalar";
+  if (!use_avx512()) return use_avx2() ? "avx2+fma+f16c" : "scalar";
+  static const char* const names[4] = {"avx2+fma+f16c, avx512f gemm", "avx2+fma+f16c, avx512f gemm, avx512vnni int8 gemm",
+                                       "avx2+fma+f16c, avx512f gemm, amx bf16 gemm",
+                                       "avx2+fma+f16c, avx512f gemm, avx512vnni int8 gemm, amx bf16 gemm"};
+  return names[(use_vnni() ? 1 : 0) + (use_amx() ? 2 : 0)];
 }
 
 void quantize_acts_ref(const float* X, int64_t n, int64_t cols, QuantizedActs& out) {
@@ -247,6 +275,8 @@ void matmul(ThreadPool& pool, const TensorView& W, const float* X, int64_t n, fl
   const bool block_quant = W.dtype == DType::Q8_0 || W.dtype == DType::Q4_0 || W.dtype == DType::Q4_SB;
   if (path == MatmulPath::Gemm && block_quant && use_vnni())
     vnni::gemm(pool, W, X, n, Y);
+  else if (path == MatmulPath::Gemm && W.dtype == DType::BF16 && W.cols() % 32 == 0 && W.rows() >= 32 && use_amx())
+    amx::gemm(pool, W, X, n, Y);
   else if (path == MatmulPath::Gemm)
     avx2::gemm(pool, W, X, n, Y, use_avx512());
   else

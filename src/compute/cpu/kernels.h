@@ -15,7 +15,9 @@
 //    (6x64 with AVX-512F: 4 token panels of one zmm each).
 //    Quantized weights are dequantized there (activations stay f32), except
 //    on AVX-512 VNNI CPUs: there Q8_0 / Q4_0 / Q4_SB run an int8 GEMM with the
-//    decode path's quantized activations (gemm_int8_vnni.cc).
+//    decode path's quantized activations (gemm_int8_vnni.cc); and on AMX
+//    CPUs BF16 runs on tiles with each activation split into three bf16
+//    parts, exact as the f32 GEMM (gemm_bf16_amx.cc).
 // Work is split in row chunks handed out dynamically by the pool.
 #pragma once
 
@@ -28,7 +30,8 @@ namespace huginn::cpu {
 
 // Which instruction set the dispatched kernels use ("avx2+fma+f16c", with
 // ", avx512f gemm" where the prefill micro-kernel uses 512-bit vectors and
-// ", avx512vnni int8 gemm" where quantized prefill runs on VNNI, or "scalar").
+// ", avx512vnni int8 gemm" where quantized prefill runs on VNNI, ", amx bf16
+// gemm" where BF16 prefill runs on AMX, or "scalar").
 const char* kernel_isa();
 // True when the AVX2 kernels are in use. `force_scalar` (tests, benchmarks)
 // switches them off process-wide; also HUGINN_FORCE_SCALAR=1 in the environment.
@@ -44,6 +47,11 @@ void disable_avx512(bool on);
 // (tests, benchmarks) or HUGINN_NO_VNNI=1 keeps the f32 GEMM for them.
 bool use_vnni();
 void disable_vnni(bool on);
+// True when the prefill GEMM of BF16 weights runs on AMX tiles (CPU and OS
+// allow them, AVX-512 in use). `disable_amx` (tests, benchmarks) or
+// HUGINN_NO_AMX=1 keeps the f32 GEMM.
+bool use_amx();
+void disable_amx(bool on);
 
 // Token count from which matmul uses the blocked GEMM.
 inline constexpr int64_t kGemmMinTokens = 12;

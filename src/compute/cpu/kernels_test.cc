@@ -116,29 +116,32 @@ TEST_P(MatmulTest, MatchesReferenceOnOddShapes) {
       const auto scale = abs_scale(w.view, X, n);
       const std::string base = std::string(dtype_name(t)) + " " + std::to_string(c.rows) + "x" +
                                std::to_string(c.cols) + " n=" + std::to_string(n);
-      // The GEMM runs its AVX-512 micro-kernel where the CPU has one, and
-      // for quantized weights the int8 VNNI GEMM where it has that; there,
-      // check the AVX2 one and the f32 AVX-512 one as well.
+      // The GEMM runs its AVX-512 micro-kernel where the CPU has one, for
+      // quantized weights the int8 VNNI GEMM and for BF16 the AMX one where
+      // it has those; there, check the AVX2 one and the f32 AVX-512 one too.
+      const bool special = (q && use_vnni()) || (t == DType::BF16 && use_amx());
       struct Run {
         MatmulPath path;
         bool avx2_gemm;
-        bool no_vnni;
+        bool f32_gemm;  // VNNI and AMX off
       };
       for (Run run : {Run{MatmulPath::Small, false, false}, Run{MatmulPath::Gemm, false, false},
                       Run{MatmulPath::Gemm, true, false}, Run{MatmulPath::Gemm, false, true},
                       Run{MatmulPath::Auto, false, false}}) {
         if (run.avx2_gemm && !use_avx512()) continue;
-        if (run.no_vnni && (!use_vnni() || !q)) continue;
+        if (run.f32_gemm && !special) continue;
         const MatmulPath path = run.path;
         std::vector<float> got(want.size(), NAN);
         disable_avx512(run.avx2_gemm);
-        disable_vnni(run.no_vnni);
+        disable_vnni(run.f32_gemm);
+        disable_amx(run.f32_gemm);
         const bool vnni = q && use_vnni();
         matmul(pool, w.view, X.data(), n, got.data(), path);
         disable_avx512(false);
         disable_vnni(false);
+        disable_amx(false);
         const std::string what =
-            base + (run.avx2_gemm ? " (AVX2 GEMM)" : run.no_vnni ? " (f32 AVX-512 GEMM)" : vnni ? " (VNNI)" : "");
+            base + (run.avx2_gemm ? " (AVX2 GEMM)" : run.f32_gemm ? " (f32 AVX-512 GEMM)" : "");
         const bool small = path == MatmulPath::Small || (path == MatmulPath::Auto && n < kGemmMinTokens);
         const bool int8_acts = q && use_avx2() && (small || vnni);
         const bool scalar_int8 = q && !use_avx2();
@@ -159,6 +162,26 @@ TEST_P(MatmulTest, MatchesReferenceOnOddShapes) {
 INSTANTIATE_TEST_SUITE_P(AllTypes, MatmulTest,
                          testing::Values(DType::F32, DType::F16, DType::BF16, DType::Q8_0, DType::Q4_0, DType::Q4_SB),
                          [](const testing::TestParamInfo<DType>& p) { return std::string(dtype_name(p.param)); });
+
+// The AMX GEMM splits each activation into three bf16 parts; the split must be
+// exact over the whole f32 range, and its blocking (128-row items, K blocks
+// of 512, 32-token groups, the f32 GEMM for the last rows % 32) must cover
+// every output once.
+TEST(MatmulTest, AmxBf16IsExactOverWideRangesAndCoversAllBlocks) {
+  if (!use_amx()) GTEST_SKIP() << "no AMX";
+  ThreadPool pool(2);
+  const int64_t rows = 300, cols = 1056;
+  Weight w = make_weight(DType::BF16, rows, cols, 77);
+  for (int64_t n : {12, 45, 64}) {
+    auto X = random_vec(static_cast<size_t>(n * cols), static_cast<uint32_t>(n));
+    // Magnitudes from 1e-30 to 1e30 within each row.
+    for (size_t i = 0; i < X.size(); ++i) X[i] *= std::pow(10.0f, static_cast<float>(static_cast<int>(i % 61) - 30));
+    std::vector<float> got(static_cast<size_t>(n * rows), NAN), want(got.size());
+    matmul(pool, w.view, X.data(), n, got.data(), MatmulPath::Gemm);
+    ref::matmul(w.view, X.data(), n, want.data());
+    expect_close(got, want, abs_scale(w.view, X, n), 2e-6, "AMX n=" + std::to_string(n));
+  }
+}
 
 TEST(MatmulTest, ScalarFallbackMatches) {
   ThreadPool pool(2);

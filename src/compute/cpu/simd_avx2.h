@@ -38,4 +38,41 @@ inline __m256i q4sb_group(const quant::BlockQ4SB& blk, int m) {
   return _mm256_sub_epi8(q, _mm256_set1_epi8(8));
 }
 
+// Four rows of 8 dwords each to dst + s * stride bytes (s = 0..7), 16 bytes
+// per step: dword s of rows 0..3, i.e. a 4 x 8 transpose of 32-bit pieces
+// (the layouts of the VNNI and AMX GEMMs, whose lanes or tile columns are rows).
+inline void store_4x8(std::byte* dst, int64_t stride, __m256i a0, __m256i a1, __m256i a2, __m256i a3) {
+  const __m256i t0 = _mm256_unpacklo_epi32(a0, a1), t1 = _mm256_unpackhi_epi32(a0, a1);
+  const __m256i t2 = _mm256_unpacklo_epi32(a2, a3), t3 = _mm256_unpackhi_epi32(a2, a3);
+  const __m256i u[4] = {_mm256_unpacklo_epi64(t0, t2), _mm256_unpackhi_epi64(t0, t2), _mm256_unpacklo_epi64(t1, t3),
+                        _mm256_unpackhi_epi64(t1, t3)};
+  for (int s = 0; s < 4; ++s) {
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + s * stride), _mm256_castsi256_si128(u[s]));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + (s + 4) * stride), _mm256_extracti128_si256(u[s], 1));
+  }
+}
+
+// Prefetches into L2 the cache lines of `nrows` weight rows (`row_bytes`
+// apart), `lines` lines from `first` in each, spread evenly over `steps`
+// calls of step(): the VNNI and AMX GEMMs fetch the next panel's rows while
+// computing the current one. Counters, not a division per line: in the AMX
+// loop that division cost more than the tile products.
+class RowPrefetch {
+ public:
+  RowPrefetch(const std::byte* first, size_t row_bytes, int64_t nrows, int64_t lines, int64_t steps)
+      : p_(first), row_bytes_(row_bytes), lines_(lines), total_(nrows * lines), steps_(steps > 0 ? steps : 1) {}
+  void step() {
+    const int64_t until = step_ < steps_ ? total_ * ++step_ / steps_ : total_;
+    for (; issued_ < until; ++issued_) {
+      _mm_prefetch(reinterpret_cast<const char*>(p_ + line_ * 64), _MM_HINT_T1);
+      if (++line_ == lines_) line_ = 0, p_ += row_bytes_;
+    }
+  }
+
+ private:
+  const std::byte* p_;
+  size_t row_bytes_;
+  int64_t lines_, total_, steps_, step_ = 0, issued_ = 0, line_ = 0;
+};
+
 }  // namespace huginn::cpu::avx2

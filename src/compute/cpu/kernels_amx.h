@@ -1,0 +1,21 @@
+// AMX kernels (defined in *_amx.cc, compiled with -mamx-tile -mamx-bf16 and
+// the AVX-512 flags). Call only when cpu::use_amx() is true.
+#pragma once
+
+#include <cstdint>
+
+#include "compute/cpu/thread_pool.h"
+#include "huginn/tensor.h"
+
+namespace huginn::cpu::amx {
+
+// Prefill GEMM for BF16 weights, Y[n, rows] = X[n, cols] * W^T, as exact as
+// the f32 GEMM: each f32 activation is split into three bf16 parts,
+// x = hi + mid + lo exactly, and the tile unit multiplies every part by the
+// bf16 weight (a bf16 x bf16 product is exact in f32) and sums in f32.
+// That is three tile products where plain bf16 needs one, still several times
+// the f32 FMA throughput. Requires cols % 32 == 0; rows beyond the last
+// multiple of 32 go through the f32 GEMM.
+void gemm(ThreadPool& pool, const TensorView& W, const float* X, int64_t n, float* Y);
+
+}  // namespace huginn::cpu::amx
