@@ -9,6 +9,7 @@
 #include <thread>
 #include <vector>
 
+#include "compute/cpu/kernels.h"
 #include "huginn/error.h"
 
 namespace huginn {
@@ -16,6 +17,8 @@ namespace probe {
 float read_sum_avx2(const float* p, size_t n);
 float fma_loop_avx2(int64_t iters);
 float fma_loop_avx512(int64_t iters);
+int32_t vnni_loop(int64_t iters);
+float amx_bf16_loop(int64_t iters);
 }  // namespace probe
 
 namespace {
@@ -34,6 +37,23 @@ float read_sum(const float* p, size_t n) {
 double now() { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
 
 volatile float g_sink;
+
+// Best rate (G operations per second) of 9 runs of body() on `threads`
+// threads, each doing `ops` operations.
+template <typename Body>
+double best_rate(int threads, double ops, Body body) {
+  threads = std::max(1, threads);
+  std::vector<double> rates;
+  for (int r = 0; r < 9; ++r) {
+    std::vector<std::thread> pool;
+    double t0 = now();
+    for (int t = 1; t < threads; ++t) pool.emplace_back(body);
+    body();
+    for (auto& th : pool) th.join();
+    rates.push_back(ops * threads / (now() - t0) / 1e9);
+  }
+  return *std::max_element(rates.begin(), rates.end());
+}
 
 }  // namespace
 
@@ -62,12 +82,11 @@ BandwidthResult measure_read_bandwidth(size_t bytes, int threads, bool huge_page
 }
 
 double measure_fma_peak_gflops(int threads) {
-  threads = std::max(1, threads);
   const int64_t iters = 20'000'000;
   // The hardware's peak, whatever the kernels use (HUGINN_NO_AVX512 does not
   // lower it): on an AVX-512 CPU the AVX2 loop would report about half.
   const double flop_per_iter = has_avx512() ? 16.0 * 32.0 : 12.0 * (has_avx2() ? 16.0 : 2.0);
-  auto body = [&] {
+  return best_rate(threads, flop_per_iter * static_cast<double>(iters), [&] {
     if (has_avx512()) {
       g_sink = probe::fma_loop_avx512(iters);
     } else if (has_avx2()) {
@@ -79,17 +98,21 @@ double measure_fma_peak_gflops(int threads) {
         for (float& x : a) x = x * 0.999999f + 1e-7f;
       g_sink = a[0];
     }
-  };
-  std::vector<double> rates;
-  for (int r = 0; r < 9; ++r) {
-    std::vector<std::thread> pool;
-    double t0 = now();
-    for (int t = 1; t < threads; ++t) pool.emplace_back(body);
-    body();
-    for (auto& th : pool) th.join();
-    rates.push_back(flop_per_iter * static_cast<double>(iters) * threads / (now() - t0) / 1e9);
-  }
-  return *std::max_element(rates.begin(), rates.end());
+  });
+}
+
+double measure_vnni_peak_gops(int threads) {
+  if (!cpu::use_vnni()) return 0;
+  const int64_t iters = 10'000'000;
+  return best_rate(threads, 16.0 * 64 * 2 * static_cast<double>(iters),
+                   [&] { g_sink = static_cast<float>(probe::vnni_loop(iters)); });
+}
+
+double measure_amx_bf16_peak_gflops(int threads) {
+  if (!cpu::use_amx()) return 0;
+  const int64_t iters = 100'000;
+  return best_rate(threads, 4.0 * 16 * 16 * 32 * 2 * static_cast<double>(iters),
+                   [&] { g_sink = probe::amx_bf16_loop(iters); });
 }
 
 const char* fma_probe_isa() { return has_avx512() ? "avx512f" : has_avx2() ? "avx2+fma" : "scalar"; }

@@ -1,5 +1,6 @@
 // Probes of what this machine can do, measured in the same run as a
-// benchmark: streaming read bandwidth and FP32 FMA throughput.
+// benchmark: streaming read bandwidth, FP32 FMA throughput, and the int8 /
+// bf16 units where the kernels use them.
 #pragma once
 
 #include <cstddef>
@@ -24,5 +25,13 @@ BandwidthResult measure_read_bandwidth(size_t bytes, int threads, bool huge_page
 double measure_fma_peak_gflops(int threads);
 // The instructions that probe uses: "avx512f", "avx2+fma" or "scalar".
 const char* fma_probe_isa();
+
+// Peaks of the other units the prefill GEMMs use, in the same unit (2
+// operations per multiply-add): int8 multiply-adds with AVX-512 VNNI
+// (vpdpbusd, the Q8_0 / Q4_0 GEMM) and bf16 AMX tile products (tdpbf16ps,
+// the BF16 GEMM, which needs three of them per f32-exact product). 0 where
+// the kernels do not use that unit (cpu::use_vnni / cpu::use_amx).
+double measure_vnni_peak_gops(int threads);
+double measure_amx_bf16_peak_gflops(int threads);
 
 }  // namespace huginn

@@ -1,5 +1,7 @@
 #include "compute/roofline.h"
 
+#include "compute/cpu/kernels.h"
+
 #include <gtest/gtest.h>
 
 #include <string>
@@ -21,6 +23,23 @@ TEST(Roofline, FmaProbeUsesWidestVectors) {
   const double one = measure_fma_peak_gflops(1);
   EXPECT_GT(one, 0.5);  // GFLOP/s; even the scalar loop does far more
   EXPECT_LT(one, 1e4);
+}
+
+// The int8 and AMX probes run exactly where the kernels use those units, and
+// report a rate in the same unit as the FMA probe (2 operations per
+// multiply-add); switched off, they report 0.
+TEST(Roofline, UnitProbesFollowTheKernels) {
+  for (bool off : {false, true}) {
+    cpu::disable_vnni(off);
+    cpu::disable_amx(off);
+    const double vnni = measure_vnni_peak_gops(1), amx = measure_amx_bf16_peak_gflops(1);
+    EXPECT_EQ(vnni > 0, cpu::use_vnni()) << vnni;
+    EXPECT_EQ(amx > 0, cpu::use_amx()) << amx;
+    EXPECT_LT(vnni, 1e5);
+    EXPECT_LT(amx, 1e6);
+  }
+  cpu::disable_vnni(false);
+  cpu::disable_amx(false);
 }
 
 TEST(Roofline, ReadBandwidthIsPositive) {

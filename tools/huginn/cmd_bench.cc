@@ -95,11 +95,13 @@ void setup_bench(CLI::App& app) {
     // The probes run before the model loads so that their 1 GiB buffer does
     // not count in the peak RSS reported for the model.
     const int threads = resolve_threads(a->threads);
-    double bw = 0, bw4k = 0, fma = 0;
+    double bw = 0, bw4k = 0, fma = 0, vnni = 0, amx = 0;
     if (a->roofline) {
       bw = measure_read_bandwidth(size_t{1} << 30, threads, true).gb_per_s;
       bw4k = measure_read_bandwidth(size_t{1} << 30, threads, false).gb_per_s;
       fma = measure_fma_peak_gflops(threads);
+      vnni = measure_vnni_peak_gops(threads);
+      amx = measure_amx_bf16_peak_gflops(threads);
     }
     const double rss_before_model = peak_rss_gb();
 
@@ -118,6 +120,15 @@ void setup_bench(CLI::App& app) {
     if (a->roofline) {
       std::printf("roofline (%d threads, best of 7): read %.1f GB/s on 2 MiB pages, %.1f GB/s on 4 KiB pages; FP32 FMA peak %.1f GFLOP/s (%s)\n",
                   threads, bw, bw4k, fma, fma_probe_isa());
+      // The units some prefill GEMMs run on instead; %FMA stays against FP32.
+      if (vnni > 0 || amx > 0) {
+        std::printf("  other units (best of 9):");
+        if (vnni > 0) std::printf(" int8 VNNI %.0f GOP/s (Q8_0/Q4_0 prefill; Q4_SB runs int16 products, half)", vnni);
+        if (amx > 0)
+          std::printf("%s AMX bf16 %.0f GFLOP/s (BF16 prefill: 3 products per f32 one, so %.0f)", vnni > 0 ? ";" : "",
+                      amx, amx / 3);
+        std::printf("\n");
+      }
       // %BW is against the better of the two page sizes: what the machine can read.
       bw = std::max(bw, bw4k);
     }
