@@ -651,6 +651,10 @@ class Interp {
       const Value* cnt = seq == &a ? &b : &a;
       if (seq && is_int_like(*cnt)) {
         std::int64_t n = std::max<std::int64_t>(0, as_int(*cnt));
+        // An empty sequence stays empty however large n is: without this the
+        // loops below ran n times appending nothing ('' * 2**31 hung; found
+        // by template_fuzz). A non-empty one has n bounded by the limits.
+        if (seq->is_str() ? seq->s.empty() : seq->l->empty()) n = 0;
         if (seq->is_str()) {
           if (n > 0 && seq->s.size() > lim_.max_output_bytes / static_cast<std::size_t>(n))
             check_size(l, lim_.max_output_bytes + 1);

@@ -323,5 +323,14 @@ TEST(JinjaErrors, Limits) {
   EXPECT_NE(error_of("{{ 9223372036854775807 + 1 }}").find("integer overflow"), std::string::npos);
 }
 
+// An empty sequence times a huge count is empty at once (it used to loop the
+// count out: a hang found by template_fuzz).
+TEST(JinjaErrors, EmptySequenceTimesHugeCountIsEmptyAtOnce) {
+  EXPECT_EQ(render("{{ ('' * 2222222222)|length }}"), "0");
+  EXPECT_EQ(render("{{ ([] * 9223372036854775807)|length }}"), "0");
+  EXPECT_EQ(render("{{ (4000000000000 * ())|length }}"), "0");
+  EXPECT_EQ(render("{{ 'ab' * 3 }}|{{ [1] * 2 }}|{{ 'x' * -5 }}"), "ababab|[1, 1]|");
+}
+
 }  // namespace
 }  // namespace huginn::jinja
