@@ -4,22 +4,14 @@
 
 #include <cstdint>
 
-namespace huginn::probe {
+#include "compute/cpu/kernels_amx.h"
 
-namespace {
-struct alignas(64) TileConfig {
-  uint8_t palette = 1, start_row = 0;
-  uint8_t reserved[14] = {};
-  uint16_t colsb[16] = {};
-  uint8_t rows[16] = {};
-};
-}  // namespace
+namespace huginn::probe {
 
 // Four independent accumulators, as the GEMM's 2x2 block, operands loaded
 // once: the tile unit's own rate, 16 x 16 x 32 multiply-adds per product.
 float amx_bf16_loop(int64_t iters) {
-  TileConfig cfg;
-  for (int i = 0; i < 8; ++i) cfg.colsb[i] = 64, cfg.rows[i] = 16;
+  const cpu::amx::TileConfig cfg;
   alignas(64) static thread_local uint16_t ab[2][16 * 32];
   alignas(64) static thread_local float c[16 * 16];
   for (int i = 0; i < 16 * 32; ++i) ab[0][i] = ab[1][i] = 0x3c00;  // 2^-7

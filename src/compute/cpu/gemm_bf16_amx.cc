@@ -23,6 +23,7 @@
 #include "compute/cpu/kernels.h"
 #include "compute/cpu/kernels_amx.h"
 #include "compute/cpu/kernels_avx2.h"
+#include "compute/cpu/scratch.h"
 #include "compute/cpu/simd_avx2.h"
 
 namespace huginn::cpu::amx {
@@ -33,23 +34,6 @@ constexpr int64_t kKc = 512;        // K block (16 chunks of 32 columns)
 constexpr int64_t kItemRows = 128;  // weight rows per work item (4 row pairs)
 constexpr int64_t kGroup = 32;      // tokens per group (two B tiles)
 constexpr int64_t kTile = 16 * 16;  // floats in a C tile
-
-struct alignas(64) TileConfig {
-  uint8_t palette = 1, start_row = 0;
-  uint8_t reserved[14] = {};
-  uint16_t colsb[16] = {};
-  uint8_t rows[16] = {};
-};
-
-struct alignas(64) Line {
-  std::byte b[64];
-};
-
-template <typename T>
-T* grow(std::vector<T>& v, size_t n) {
-  if (v.size() < n) v.resize(n);
-  return v.data();
-}
 
 // x rounded to bf16 (nearest even), left in the high half of each lane.
 inline __m512i round_bf16(__m512i bits) {
@@ -70,7 +54,7 @@ inline void split3(__m512 x, __m256i part[3]) {
   }
 }
 
-thread_local std::vector<Line> g_xb;
+thread_local std::vector<std::byte> g_xb;
 thread_local std::vector<float> g_rem;
 
 }  // namespace
@@ -89,7 +73,7 @@ void gemm(ThreadPool& pool, const TensorView& W, const float* X, int64_t n, floa
   // over token tiles x K blocks.
   const int64_t nch = K / 32;
   constexpr size_t kChunkBytes = 6 * 1024;
-  auto* xb = reinterpret_cast<std::byte*>(grow(g_xb, static_cast<size_t>(ng * nch) * kChunkBytes / 64));
+  std::byte* xb = scratch(g_xb, static_cast<size_t>(ng * nch) * kChunkBytes);
   const int64_t kblocks = (K + kKc - 1) / kKc;
   pool.parallel_for(ntt * kblocks, 1, [&](int64_t b, int64_t e, int) {
     for (int64_t it = b; it < e; ++it) {
@@ -114,12 +98,11 @@ void gemm(ThreadPool& pool, const TensorView& W, const float* X, int64_t n, floa
     }
   });
 
-  TileConfig cfg;
-  for (int i = 0; i < 8; ++i) cfg.colsb[i] = 64, cfg.rows[i] = 16;
+  const TileConfig cfg;
   const int64_t items = (rows_amx + kItemRows - 1) / kItemRows;
   pool.parallel_for(items, 1, [&](int64_t b, int64_t e, int) {
     thread_local std::vector<float> c_buf;
-    float* cbuf = grow(c_buf, static_cast<size_t>(kItemRows / 32 * ng * 4 * kTile));
+    float* cbuf = scratch(c_buf, static_cast<size_t>(kItemRows / 32 * ng * 4 * kTile));
     _tile_loadconfig(&cfg);
     for (int64_t item = b; item < e; ++item) {
       const int64_t r0 = item * kItemRows, nrp = std::min(kItemRows, rows_amx - r0) / 32;
@@ -134,8 +117,9 @@ void gemm(ThreadPool& pool, const TensorView& W, const float* X, int64_t n, floa
           // measured slower: lines prefetched that early were partly gone.
           int64_t pr0 = r0 + (rp + 1) * 32, pk0 = k0;
           if (rp + 1 == nrp) pr0 = k0 + kKc < K ? r0 : r0 + kItemRows, pk0 = k0 + kKc < K ? k0 + kKc : 0;
-          const int64_t lines = pr0 < rows_amx ? std::min(kKc, K - pk0) * 2 / 64 : 0;
-          avx2::RowPrefetch pf(W.data + static_cast<size_t>(pr0) * rb + pk0 * 2, rb, 32, lines, ng * chunks);
+          const bool pf_rows = pr0 < rows_amx;
+          avx2::RowPrefetch pf(pf_rows ? W.data + static_cast<size_t>(pr0) * rb + pk0 * 2 : W.data, rb, pf_rows ? 32 : 0,
+                               std::min(kKc, K - pk0) * 2 / 64, ng * chunks);
           for (int64_t g = 0; g < ng; ++g) {
             float* cb = cbuf + (rp * ng + g) * 4 * kTile;
             if (k0 == 0) {
@@ -194,7 +178,7 @@ void gemm(ThreadPool& pool, const TensorView& W, const float* X, int64_t n, floa
     tail.shape = {rem, K};
     tail.data = W.data + static_cast<size_t>(rows_amx) * rb;
     tail.nbytes = static_cast<size_t>(rem) * rb;
-    float* tmp = grow(g_rem, static_cast<size_t>(n * rem));
+    float* tmp = scratch(g_rem, static_cast<size_t>(n * rem));
     avx2::gemm(pool, tail, X, n, tmp, use_avx512());
     for (int64_t t = 0; t < n; ++t) std::memcpy(Y + t * rows + rows_amx, tmp + t * rem, static_cast<size_t>(rem) * 4);
   }

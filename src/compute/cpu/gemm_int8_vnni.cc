@@ -5,9 +5,9 @@
 // 4 columns (Q8_0 / Q4_0, int8) or 2 columns (Q4_SB, int16), so a row vector
 // of 16 rows is one aligned 64-byte load and each of its 32-bit lanes is one
 // row's dot-product piece. The activations are packed once per call as
-// [k-step][token][4 bytes], and a token's 4 bytes are broadcast to all lanes
-// (an embedded broadcast of vpdpbusd / vpdpwssd). The micro-tile is 48 rows x
-// 4 tokens: 12 int32 accumulators for the current block and 12 f32 ones.
+// [4-token tile][k-step][token][4 bytes], and a token's 4 bytes are broadcast
+// to all lanes. The micro-tile is 48 rows x 4 tokens: 12 int32 accumulators
+// for the current block and 12 f32 ones.
 //
 // Q8_0 / Q4_0: vpdpbusd multiplies unsigned by signed bytes, so the weights
 // (signed, q or q - 8) are stored with 128 added (xor 0x80) and each block's
@@ -27,6 +27,7 @@
 #include "compute/cpu/kernels.h"
 #include "compute/cpu/kernels_avx2.h"
 #include "compute/cpu/kernels_vnni.h"
+#include "compute/cpu/scratch.h"
 #include "compute/cpu/simd_avx2.h"
 #include "compute/quant.h"
 
@@ -35,17 +36,11 @@ namespace huginn::cpu::vnni {
 namespace {
 
 constexpr int kRv = 3;             // row vectors (16 rows each) per panel
-constexpr int kRows = 16 * kRv;    // weight rows per panel
+constexpr int64_t kRows = 16 * kRv;  // weight rows per panel
 constexpr int kT = 4;              // tokens per micro-tile
 constexpr int64_t kStepBytes = kRows * 4;  // one k-step of a panel
 constexpr int64_t kKcI8 = 512;     // K block, Q8_0 / Q4_0 (16 blocks of 32)
 constexpr int64_t kKcSB = 320;     // K block, Q4_SB (2 super-blocks)
-
-template <typename T>
-T* grow(std::vector<T>& v, size_t n) {
-  if (v.size() < n) v.resize(n);
-  return v.data();
-}
 
 // Block j of a Q8_0 / Q4_0 row as 32 signed bytes.
 inline __m256i block_i8(DType dt, const std::byte* row, int64_t j) {
@@ -162,10 +157,6 @@ __attribute__((noinline)) void micro(const std::byte* wp, const int32_t* xp, con
     for (int v = 0; v < kRv; ++v) _mm512_storeu_ps(C + t * kRows + v * 16, f[v][t]);
 }
 
-struct alignas(64) Line {
-  std::byte b[64];
-};
-
 // Per-call activation buffers (owned by the calling thread, shared by the
 // workers during the call).
 struct Acts {
@@ -193,13 +184,13 @@ void gemm(ThreadPool& pool, const TensorView& W, const float* X, int64_t n, floa
   // int16) of that step, and dx / corr [tile][block][kT], so each micro-tile
   // reads its activations as one sequential stream.
   Acts& A = g_acts;
-  int8_t* q = grow(A.q, static_cast<size_t>(n * K));
-  float* d = grow(A.d, static_cast<size_t>(n * nblk));
-  int32_t* sum = sb ? nullptr : grow(A.sum, static_cast<size_t>(n * nblk));
-  int16_t* xs = sb ? grow(A.xs, static_cast<size_t>(n * nblk * 16)) : nullptr;
-  int32_t* xp = grow(A.xp, static_cast<size_t>(steps * np));
-  float* dx = grow(A.dx, static_cast<size_t>(nblk * np));
-  int32_t* corr = grow(A.corr, static_cast<size_t>(nblk * np));
+  int8_t* q = scratch(A.q, static_cast<size_t>(n * K));
+  float* d = scratch(A.d, static_cast<size_t>(n * nblk));
+  int32_t* sum = sb ? nullptr : scratch(A.sum, static_cast<size_t>(n * nblk));
+  int16_t* xs = sb ? scratch(A.xs, static_cast<size_t>(n * nblk * 16)) : nullptr;
+  int32_t* xp = scratch(A.xp, static_cast<size_t>(steps * np));
+  float* dx = scratch(A.dx, static_cast<size_t>(nblk * np));
+  int32_t* corr = scratch(A.corr, static_cast<size_t>(nblk * np));
   auto at_step = [&](int64_t s, int64_t t) { return (t / kT) * steps * kT + s * kT + t % kT; };
   auto at_blk = [&](int64_t j, int64_t t) { return (t / kT) * nblk * kT + j * kT + t % kT; };
   pool.parallel_for(np, 1, [&](int64_t b, int64_t e, int) {
@@ -229,11 +220,11 @@ void gemm(ThreadPool& pool, const TensorView& W, const float* X, int64_t n, floa
   const int64_t kc = sb ? kKcSB : kKcI8;
   const int64_t panels = (rows + kRows - 1) / kRows;
   pool.parallel_for(panels, 1, [&](int64_t b, int64_t e, int) {
-    thread_local std::vector<Line> panel_buf;
+    thread_local std::vector<std::byte> panel_buf;
     thread_local std::vector<float> dw_buf, c_buf;
-    auto* panel = reinterpret_cast<std::byte*>(grow(panel_buf, static_cast<size_t>(kc / kpd * kStepBytes / 64)));
-    float* dw = grow(dw_buf, static_cast<size_t>(kc / 32 * kRows));
-    float* C = grow(c_buf, static_cast<size_t>(np * kRows));
+    std::byte* panel = scratch(panel_buf, static_cast<size_t>(kc / kpd * kStepBytes));
+    float* dw = scratch(dw_buf, static_cast<size_t>(kc / 32 * kRows));
+    float* C = scratch(c_buf, static_cast<size_t>(np * kRows));
     for (int64_t p = b; p < e; ++p) {
       const int64_t r0 = p * kRows, nr = std::min<int64_t>(kRows, rows - r0);
       const std::byte* w = W.data + static_cast<size_t>(r0) * row_bytes;
@@ -249,11 +240,12 @@ void gemm(ThreadPool& pool, const TensorView& W, const float* X, int64_t n, floa
         // prefetcher.
         const bool next_panel = k0 + kc >= K;
         const int64_t pr0 = next_panel ? r0 + kRows : r0, pk0 = next_panel ? 0 : k0 + kc;
-        const int64_t pnr = next_panel ? std::min<int64_t>(kRows, std::max<int64_t>(0, rows - pr0)) : nr;
+        const int64_t pnr = pr0 < rows ? std::min(kRows, rows - pr0) : 0;
         const size_t poff = dtype_row_bytes(dt, pk0), plen = dtype_row_bytes(dt, std::min(kc, K - pk0));
         // +1: the range need not start on a line boundary.
         const int64_t lines = static_cast<int64_t>((plen + 63) / 64) + 1;
-        avx2::RowPrefetch pf(W.data + static_cast<size_t>(pr0) * row_bytes + poff, row_bytes, pnr, lines, np / kT);
+        avx2::RowPrefetch pf(pnr > 0 ? W.data + static_cast<size_t>(pr0) * row_bytes + poff : W.data, row_bytes, pnr,
+                             lines, np / kT);
         for (int64_t t0 = 0; t0 < np; t0 += kT) {
           pf.step();
           const int32_t* xk = xp + at_step(k0 / kpd, t0);

@@ -9,6 +9,15 @@
 
 namespace huginn::cpu::amx {
 
+// LDTILECFG's 64-byte operand (palette 1), every tile 16 rows x 64 bytes:
+// what the GEMM and the roofline probe use for all eight tiles.
+struct alignas(64) TileConfig {
+  uint8_t palette = 1, start_row = 0;
+  uint8_t reserved[14] = {};
+  uint16_t colsb[16] = {64, 64, 64, 64, 64, 64, 64, 64};
+  uint8_t rows[16] = {16, 16, 16, 16, 16, 16, 16, 16};
+};
+
 // Prefill GEMM for BF16 weights, Y[n, rows] = X[n, cols] * W^T, as exact as
 // the f32 GEMM: each f32 activation is split into three bf16 parts,
 // x = hi + mid + lo exactly, and the tile unit multiplies every part by the

@@ -7,21 +7,12 @@
 
 #include "compute/cpu/kernels_avx2.h"
 #include "compute/cpu/kernels_avx512.h"
+#include "compute/cpu/scratch.h"
 #include "compute/cpu/simd_avx2.h"
 #include "compute/quant.h"
 
 namespace huginn::cpu::avx2 {
 namespace {
-
-// Scratch that grows and is reused (one per thread), 64-byte aligned so
-// 32-byte vector loads never straddle two cache lines.
-template <typename T>
-T* scratch(std::vector<T>& v, size_t n) {
-  constexpr size_t pad = 64 / sizeof(T);
-  if (v.size() < n + pad) v.resize(n + pad);
-  const auto addr = reinterpret_cast<uintptr_t>(v.data());
-  return v.data() + ((64 - addr % 64) % 64) / sizeof(T);
-}
 
 // ---------------------------------------------------------------------------
 // Float weights, small n. A step covers 16 columns: two f32 vectors a (the
