@@ -172,7 +172,7 @@ TEST(MatmulTest, AmxBf16IsExactOverWideRangesAndCoversAllBlocks) {
   ThreadPool pool(2);
   const int64_t rows = 300, cols = 1056;
   Weight w = make_weight(DType::BF16, rows, cols, 77);
-  for (int64_t n : {12, 45, 64}) {
+  for (int64_t n : {12, 45, 64, 600}) {  // 600: blocks of 256 tokens
     auto X = random_vec(static_cast<size_t>(n * cols), static_cast<uint32_t>(n));
     // Magnitudes from 1e-30 to 1e30 within each row.
     for (size_t i = 0; i < X.size(); ++i) X[i] *= std::pow(10.0f, static_cast<float>(static_cast<int>(i % 61) - 30));
@@ -180,6 +180,21 @@ TEST(MatmulTest, AmxBf16IsExactOverWideRangesAndCoversAllBlocks) {
     matmul(pool, w.view, X.data(), n, got.data(), MatmulPath::Gemm);
     ref::matmul(w.view, X.data(), n, want.data());
     expect_close(got, want, abs_scale(w.view, X, n), 2e-6, "AMX n=" + std::to_string(n));
+  }
+}
+
+// Long prompts go through the VNNI GEMM in blocks of 256 tokens.
+TEST(MatmulTest, VnniGemmBlocksLongPrompts) {
+  if (!use_vnni()) GTEST_SKIP() << "no AVX-512 VNNI";
+  ThreadPool pool(2);
+  for (DType t : {DType::Q8_0, DType::Q4_SB}) {
+    Weight w = make_weight(t, 50, 320, 3);
+    const int64_t n = 600;
+    auto X = random_vec(static_cast<size_t>(n * 320), 21);
+    std::vector<float> got(static_cast<size_t>(n * 50), NAN), want(got.size());
+    matmul(pool, w.view, X.data(), n, got.data(), MatmulPath::Gemm);
+    ref::matmul_q8act(w.view, X.data(), n, want.data());
+    expect_close(got, want, abs_scale(w.view, X, n), 2e-6, std::string(dtype_name(t)) + " n=600");
   }
 }
 
