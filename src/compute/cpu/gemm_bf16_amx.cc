@@ -34,12 +34,6 @@ constexpr int64_t kKc = 512;        // K block (16 chunks of 32 columns)
 constexpr int64_t kItemRows = 128;  // weight rows per work item (4 row pairs)
 constexpr int64_t kGroup = 32;      // tokens per group (two B tiles)
 constexpr int64_t kTile = 16 * 16;  // floats in a C tile
-// Longer prompts go through in blocks of this many tokens: the packed
-// activations stay bounded (they are kept per thread for reuse) and in cache;
-// each block reads the weights again, which at 256 tokens costs little. GEMM
-// 5280x5280, 2 threads: BF16 542 GFLOP/s at n=256 against 398 at n=1024 in
-// one piece; Q8_0 704 against 548.
-constexpr int64_t kMaxTokens = 256;
 
 // x rounded to bf16 (nearest even), left in the high half of each lane.
 inline __m512i round_bf16(__m512i bits) {
@@ -66,11 +60,6 @@ thread_local std::vector<float> g_rem;
 }  // namespace
 
 void gemm(ThreadPool& pool, const TensorView& W, const float* X, int64_t n, float* Y) {
-  if (n > kMaxTokens) {
-    for (int64_t t0 = 0; t0 < n; t0 += kMaxTokens)
-      gemm(pool, W, X + t0 * W.cols(), std::min(kMaxTokens, n - t0), Y + t0 * W.rows());
-    return;
-  }
   const int64_t rows = W.rows(), K = W.cols();
   const size_t rb = dtype_row_bytes(DType::BF16, K);
   const int64_t ng = (n + kGroup - 1) / kGroup, ntt = 2 * ng;  // token groups, token tiles

@@ -41,12 +41,6 @@ constexpr int kT = 4;              // tokens per micro-tile
 constexpr int64_t kStepBytes = kRows * 4;  // one k-step of a panel
 constexpr int64_t kKcI8 = 512;     // K block, Q8_0 / Q4_0 (16 blocks of 32)
 constexpr int64_t kKcSB = 320;     // K block, Q4_SB (2 super-blocks)
-// Longer prompts go through in blocks of this many tokens: the packed
-// activations stay bounded (they are kept per thread for reuse) and in cache;
-// each block reads the weights again, which at 256 tokens costs little. GEMM
-// 5280x5280, 2 threads: BF16 542 GFLOP/s at n=256 against 398 at n=1024 in
-// one piece; Q8_0 704 against 548.
-constexpr int64_t kMaxTokens = 256;
 
 // Block j of a Q8_0 / Q4_0 row as 32 signed bytes.
 inline __m256i block_i8(DType dt, const std::byte* row, int64_t j) {
@@ -176,11 +170,6 @@ thread_local Acts g_acts;
 }  // namespace
 
 void gemm(ThreadPool& pool, const TensorView& W, const float* X, int64_t n, float* Y) {
-  if (n > kMaxTokens) {
-    for (int64_t t0 = 0; t0 < n; t0 += kMaxTokens)
-      gemm(pool, W, X + t0 * W.cols(), std::min(kMaxTokens, n - t0), Y + t0 * W.rows());
-    return;
-  }
   const DType dt = W.dtype;
   const bool sb = dt == DType::Q4_SB;
   const int64_t rows = W.rows(), K = W.cols();

@@ -272,15 +272,22 @@ void matmul(ThreadPool& pool, const TensorView& W, const float* X, int64_t n, fl
   if (n <= 0 || W.rows() <= 0) return;
   if (!use_avx2()) return matmul_scalar(pool, W, X, n, Y);
   if (path == MatmulPath::Auto) path = n >= kGemmMinTokens ? MatmulPath::Gemm : MatmulPath::Small;
+  if (path == MatmulPath::Small) return avx2::matmul_small(pool, W, X, n, Y);
   const bool block_quant = W.dtype == DType::Q8_0 || W.dtype == DType::Q4_0 || W.dtype == DType::Q4_SB;
-  if (path == MatmulPath::Gemm && block_quant && use_vnni())
-    vnni::gemm(pool, W, X, n, Y);
-  else if (path == MatmulPath::Gemm && W.dtype == DType::BF16 && W.cols() % 32 == 0 && W.rows() >= 32 && use_amx())
-    amx::gemm(pool, W, X, n, Y);
-  else if (path == MatmulPath::Gemm)
-    avx2::gemm(pool, W, X, n, Y, use_avx512());
-  else
-    avx2::matmul_small(pool, W, X, n, Y);
+  void (*unit_gemm)(ThreadPool&, const TensorView&, const float*, int64_t, float*) = nullptr;
+  if (block_quant && use_vnni())
+    unit_gemm = vnni::gemm;
+  else if (W.dtype == DType::BF16 && W.cols() % 32 == 0 && W.rows() >= 32 && use_amx())
+    unit_gemm = amx::gemm;
+  if (!unit_gemm) return avx2::gemm(pool, W, X, n, Y, use_avx512());
+  // Long prompts go to the VNNI / AMX GEMMs in blocks of 256 tokens: their
+  // packed activations (kept per thread for reuse) stay bounded and in cache,
+  // and each block reads the weights again, which at 256 tokens costs little.
+  // GEMM 5280x5280, 2 threads: BF16 542 GFLOP/s at n=256 against 398 at
+  // n=1024 in one piece; Q8_0 704 against 548.
+  constexpr int64_t kBlock = 256;
+  for (int64_t t0 = 0; t0 < n; t0 += kBlock)
+    unit_gemm(pool, W, X + t0 * W.cols(), std::min(kBlock, n - t0), Y + t0 * W.rows());
 }
 
 void matmul(ThreadPool& pool, const TensorView& W, const float* X, int64_t n, float* Y) {

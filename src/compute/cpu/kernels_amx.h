@@ -24,7 +24,8 @@ struct alignas(64) TileConfig {
 // bf16 weight (a bf16 x bf16 product is exact in f32) and sums in f32.
 // That is three tile products where plain bf16 needs one, still several times
 // the f32 FMA throughput. Requires cols % 32 == 0; rows beyond the last
-// multiple of 32 go through the f32 GEMM.
+// multiple of 32 go through the f32 GEMM. Any n; cpu::matmul hands it at
+// most 256 tokens at a time.
 void gemm(ThreadPool& pool, const TensorView& W, const float* X, int64_t n, float* Y);
 
 }  // namespace huginn::cpu::amx

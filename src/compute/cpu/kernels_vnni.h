@@ -15,7 +15,8 @@ namespace huginn::cpu::vnni {
 // (quantize_acts / quantize_acts_sb), so prompt and decode tokens see the same
 // arithmetic: exact integer dot products per block of 32 (Q4_SB: super-block
 // of 160), scaled and summed in f32. One VNNI instruction does 64 int8
-// multiply-adds (Q4_SB: 32 int16 ones) where an f32 FMA does 16.
+// multiply-adds (Q4_SB: 32 int16 ones) where an f32 FMA does 16. Any n;
+// cpu::matmul hands it at most 256 tokens at a time.
 void gemm(ThreadPool& pool, const TensorView& W, const float* X, int64_t n, float* Y);
 
 }  // namespace huginn::cpu::vnni
