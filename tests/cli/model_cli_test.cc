@@ -187,33 +187,28 @@ TEST(CliBench, NamesItsKernels) {
   const bool avx512 = avx2 && __builtin_cpu_supports("avx512f");
   const bool vnni = avx512 && __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512bw") &&
                     __builtin_cpu_supports("avx512vl");
-  auto r = run_cli(args);
-  ASSERT_EQ(r.exit_code, 0) << r.err;
-  EXPECT_EQ(r.out.find("avx512f gemm") != std::string::npos, avx512) << r.out;
-  EXPECT_EQ(r.out.find("avx512vnni int8 gemm") != std::string::npos, vnni) << r.out;
-  EXPECT_EQ(r.out.find("backend: cpu (avx2+fma+f16c") != std::string::npos, avx2) << r.out;
-  ::setenv("HUGINN_NO_VNNI", "1", 1);
-  r = run_cli(args);
-  ::unsetenv("HUGINN_NO_VNNI");
-  ASSERT_EQ(r.exit_code, 0) << r.err;
-  EXPECT_EQ(r.out.find("vnni"), std::string::npos) << r.out;
-  EXPECT_EQ(r.out.find("avx512f gemm") != std::string::npos, avx512) << r.out;
-  ::setenv("HUGINN_NO_AMX", "1", 1);
-  r = run_cli(args);
-  ::unsetenv("HUGINN_NO_AMX");
-  ASSERT_EQ(r.exit_code, 0) << r.err;
-  EXPECT_EQ(r.out.find("amx"), std::string::npos) << r.out;
-  EXPECT_EQ(r.out.find("avx512vnni int8 gemm") != std::string::npos, vnni) << r.out;
-  ::setenv("HUGINN_NO_AVX512", "1", 1);
-  r = run_cli(args);
-  ::unsetenv("HUGINN_NO_AVX512");
-  ASSERT_EQ(r.exit_code, 0) << r.err;
-  EXPECT_EQ(r.out.find("avx512f"), std::string::npos) << r.out;
-  ::setenv("HUGINN_FORCE_SCALAR", "1", 1);
-  r = run_cli(args);
-  ::unsetenv("HUGINN_FORCE_SCALAR");
-  ASSERT_EQ(r.exit_code, 0) << r.err;
-  EXPECT_NE(r.out.find("backend: cpu (scalar)"), std::string::npos) << r.out;
+  // The bench output with one environment switch set (none: nullptr).
+  auto run_with = [&](const char* var) {
+    if (var) ::setenv(var, "1", 1);
+    auto r = run_cli(args);
+    if (var) ::unsetenv(var);
+    EXPECT_EQ(r.exit_code, 0) << (var ? var : "") << ": " << r.err;
+    return r.out;
+  };
+  std::string out = run_with(nullptr);
+  EXPECT_EQ(out.find("avx512f gemm") != std::string::npos, avx512) << out;
+  EXPECT_EQ(out.find("avx512vnni int8 gemm") != std::string::npos, vnni) << out;
+  EXPECT_EQ(out.find("backend: cpu (avx2+fma+f16c") != std::string::npos, avx2) << out;
+  out = run_with("HUGINN_NO_VNNI");
+  EXPECT_EQ(out.find("vnni"), std::string::npos) << out;
+  EXPECT_EQ(out.find("avx512f gemm") != std::string::npos, avx512) << out;
+  out = run_with("HUGINN_NO_AMX");
+  EXPECT_EQ(out.find("amx"), std::string::npos) << out;
+  EXPECT_EQ(out.find("avx512vnni int8 gemm") != std::string::npos, vnni) << out;
+  out = run_with("HUGINN_NO_AVX512");
+  EXPECT_EQ(out.find("avx512f"), std::string::npos) << out;
+  out = run_with("HUGINN_FORCE_SCALAR");
+  EXPECT_NE(out.find("backend: cpu (scalar)"), std::string::npos) << out;
 }
 
 }  // namespace

@@ -24,9 +24,16 @@ namespace huginn::cpu {
 
 namespace {
 
+// A kernel switch in the environment (HUGINN_FORCE_SCALAR=1, HUGINN_NO_*=1):
+// set, non-empty and not "0".
+[[maybe_unused]] bool env_on(const char* name) {
+  const char* s = std::getenv(name);
+  return s && *s && *s != '0';
+}
+
 bool detect_avx2() {
 #if defined(__x86_64__) || defined(__i386__)
-  if (const char* s = std::getenv("HUGINN_FORCE_SCALAR"); s && *s && *s != '0') return false;
+  if (env_on("HUGINN_FORCE_SCALAR")) return false;
   __builtin_cpu_init();
   // F16C via cpuid (leaf 1, ecx bit 29): clang 14's __builtin_cpu_supports lacks "f16c".
   unsigned a = 0, b = 0, c = 0, d = 0;
@@ -44,7 +51,7 @@ std::atomic<bool> g_force_scalar{false};
 // 512-bit vectors double; decode is bound by memory and keeps the AVX2 kernels.
 bool detect_avx512() {
 #if defined(__x86_64__) || defined(__i386__)
-  if (const char* s = std::getenv("HUGINN_NO_AVX512"); s && *s && *s != '0') return false;
+  if (env_on("HUGINN_NO_AVX512")) return false;
   __builtin_cpu_init();
   return g_has_avx2 && __builtin_cpu_supports("avx512f");
 #else
@@ -59,7 +66,7 @@ std::atomic<bool> g_no_avx512{false};
 // GEMM of block-quantized weights: 64 int8 multiply-adds per instruction.
 bool detect_vnni() {
 #if defined(__x86_64__) || defined(__i386__)
-  if (const char* s = std::getenv("HUGINN_NO_VNNI"); s && *s && *s != '0') return false;
+  if (env_on("HUGINN_NO_VNNI")) return false;
   __builtin_cpu_init();
   return g_has_avx512 && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
          __builtin_cpu_supports("avx512vnni");
@@ -75,7 +82,7 @@ std::atomic<bool> g_no_vnni{false};
 // the 8 KiB of tile state only on request (arch_prctl), once per process.
 bool detect_amx() {
 #if (defined(__x86_64__) || defined(__i386__)) && defined(__linux__)
-  if (const char* s = std::getenv("HUGINN_NO_AMX"); s && *s && *s != '0') return false;
+  if (env_on("HUGINN_NO_AMX")) return false;
   unsigned a = 0, b = 0, c = 0, d = 0;
   if (!g_has_avx512 || !__get_cpuid_count(7, 0, &a, &b, &c, &d)) return false;
   const bool amx_bf16 = d & (1u << 22), amx_tile = d & (1u << 24);
