@@ -207,6 +207,11 @@ TEST(CliBench, NamesItsKernels) {
   EXPECT_EQ(out.find("avx512vnni int8 gemm") != std::string::npos, vnni) << out;
   out = run_with("HUGINN_NO_AVX512");
   EXPECT_EQ(out.find("avx512f"), std::string::npos) << out;
+  // Decode prefetches into L2 on Intel CPUs unless told otherwise.
+  EXPECT_EQ(run_with(nullptr).find(", L2 prefetch") != std::string::npos, avx2 && __builtin_cpu_is("intel"));
+  out = run_with("HUGINN_PREFETCH_L1");
+  EXPECT_EQ(out.find("L2 prefetch"), std::string::npos) << out;
+  EXPECT_EQ(out.find("backend: cpu (avx2+fma+f16c") != std::string::npos, avx2) << out;
   out = run_with("HUGINN_FORCE_SCALAR");
   EXPECT_NE(out.find("backend: cpu (scalar)"), std::string::npos) << out;
 }

@@ -17,7 +17,7 @@ class CpuBackend final : public Backend {
  public:
   explicit CpuBackend(int threads) : pool_(threads) {}
 
-  std::string name() const override { return std::string("cpu (") + cpu::kernel_isa() + ")"; }
+  std::string name() const override { return "cpu (" + cpu::kernel_isa() + ")"; }
   int num_threads() const override { return pool_.size(); }
 
   void matmul(const TensorView& W, const float* X, int64_t n, float* Y) override {

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <string>
 #include <vector>
 
 #if defined(__x86_64__) || defined(__i386__)
@@ -95,6 +96,21 @@ bool detect_amx() {
 
 const bool g_has_amx = detect_amx();
 std::atomic<bool> g_no_amx{false};
+
+bool detect_intel() {
+#if defined(__x86_64__) || defined(__i386__)
+  unsigned a = 0, b = 0, c = 0, d = 0;
+  if (!__get_cpuid(0, &a, &b, &c, &d)) return false;
+  char vendor[12];
+  std::memcpy(vendor, &b, 4), std::memcpy(vendor + 4, &d, 4), std::memcpy(vendor + 8, &c, 4);
+  return std::memcmp(vendor, "GenuineIntel", 12) == 0;
+#else
+  return false;
+#endif
+}
+
+const bool g_prefetch_l2 = detect_intel() && !env_on("HUGINN_PREFETCH_L1");
+std::atomic<bool> g_prefetch_l1{false};
 
 // 8 independent partial sums so the compiler can vectorize without -ffast-math.
 inline float dot8(const float* a, const float* b, int64_t n) {
@@ -227,12 +243,16 @@ bool use_vnni() { return g_has_vnni && use_avx512() && !g_no_vnni.load(std::memo
 void disable_vnni(bool on) { g_no_vnni.store(on, std::memory_order_relaxed); }
 bool use_amx() { return g_has_amx && use_avx512() && !g_no_amx.load(std::memory_order_relaxed); }
 void disable_amx(bool on) { g_no_amx.store(on, std::memory_order_relaxed); }
-const char* kernel_isa() {
-  if (!use_avx512()) return use_avx2() ? "avx2+fma+f16c" : "scalar";
-  static const char* const names[4] = {"avx2+fma+f16c, avx512f gemm", "avx2+fma+f16c, avx512f gemm, avx512vnni int8 gemm",
-                                       "avx2+fma+f16c, avx512f gemm, amx bf16 gemm",
-                                       "avx2+fma+f16c, avx512f gemm, avx512vnni int8 gemm, amx bf16 gemm"};
-  return names[(use_vnni() ? 1 : 0) + (use_amx() ? 2 : 0)];
+bool prefetch_l2() { return g_prefetch_l2 && !g_prefetch_l1.load(std::memory_order_relaxed); }
+void force_prefetch_l1(bool on) { g_prefetch_l1.store(on, std::memory_order_relaxed); }
+std::string kernel_isa() {
+  if (!use_avx2()) return "scalar";
+  std::string s = "avx2+fma+f16c";
+  if (use_avx512()) s += ", avx512f gemm";
+  if (use_vnni()) s += ", avx512vnni int8 gemm and q8_0 matvec";
+  if (use_amx()) s += ", amx bf16 gemm";
+  if (prefetch_l2()) s += ", L2 prefetch";
+  return s;
 }
 
 void quantize_acts_ref(const float* X, int64_t n, int64_t cols, QuantizedActs& out) {

@@ -22,17 +22,20 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
 
 #include "compute/cpu/thread_pool.h"
 #include "huginn/tensor.h"
 
 namespace huginn::cpu {
 
-// Which instruction set the dispatched kernels use ("avx2+fma+f16c", with
-// ", avx512f gemm" where the prefill micro-kernel uses 512-bit vectors and
-// ", avx512vnni int8 gemm" where quantized prefill runs on VNNI, ", amx bf16
-// gemm" where BF16 prefill runs on AMX, or "scalar").
-const char* kernel_isa();
+// Which instruction set the dispatched kernels use: "scalar", or
+// "avx2+fma+f16c" followed by ", avx512f gemm" where the prefill micro-kernel
+// uses 512-bit vectors, ", avx512vnni int8 gemm and q8_0 matvec" where
+// quantized prefill and Q8_0 decode of one token run on VNNI, ", amx bf16
+// gemm" where BF16 prefill runs on AMX, and ", L2 prefetch" where the decode
+// kernels prefetch into L2 (prefetch_l2()).
+std::string kernel_isa();
 // True when the AVX2 kernels are in use. `force_scalar` (tests, benchmarks)
 // switches them off process-wide; also HUGINN_FORCE_SCALAR=1 in the environment.
 bool use_avx2();
@@ -52,6 +55,13 @@ void disable_vnni(bool on);
 // HUGINN_NO_AMX=1 keeps the f32 GEMM.
 bool use_amx();
 void disable_amx(bool on);
+// True when the decode kernels prefetch the rows they read next into L2
+// (prefetcht1) instead of L1 (prefetcht0): the default on Intel CPUs, where
+// the L1 hint cost 10-25% of the DRAM stream with both cores busy (session
+// 11, Xeon). Elsewhere (AMD Zen 3, where L1 was measured) it stays L1.
+// `force_prefetch_l1` (tests, benchmarks) or HUGINN_PREFETCH_L1=1 keeps L1.
+bool prefetch_l2();
+void force_prefetch_l1(bool on);
 
 // Token count from which matmul uses the blocked GEMM.
 inline constexpr int64_t kGemmMinTokens = 12;

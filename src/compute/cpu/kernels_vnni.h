@@ -5,6 +5,7 @@
 
 #include <cstdint>
 
+#include "compute/cpu/kernels.h"
 #include "compute/cpu/thread_pool.h"
 #include "huginn/tensor.h"
 
@@ -18,5 +19,15 @@ namespace huginn::cpu::vnni {
 // multiply-adds (Q4_SB: 32 int16 ones) where an f32 FMA does 16. Any n;
 // cpu::matmul hands it at most 256 tokens at a time.
 void gemm(ThreadPool& pool, const TensorView& W, const float* X, int64_t n, float* Y);
+
+// Q8_0 decode of one token: Y[rows] = W * x with x quantized by quantize_acts
+// (same arithmetic as the AVX2 kernel: exact int8 dot products per block of
+// 32, scaled by dw * dx in f32). Rows are handed out in chunks of `chunk`.
+void q8_matvec(ThreadPool& pool, const TensorView& W, const QuantizedActs& xa, float* Y, int64_t chunk);
+
+// Q4_SB decode of n tokens (n >= 2; any n works) with activations from
+// quantize_acts_sb: the AVX2 kernel's arithmetic (exact int dot products per
+// super-block of 160, scaled in f32), two tokens per 512-bit vector.
+void q4sb_matmul(ThreadPool& pool, const TensorView& W, const SuperActs& xa, int64_t n, float* Y, int64_t chunk);
 
 }  // namespace huginn::cpu::vnni

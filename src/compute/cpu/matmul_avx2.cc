@@ -7,6 +7,7 @@
 
 #include "compute/cpu/kernels_avx2.h"
 #include "compute/cpu/kernels_avx512.h"
+#include "compute/cpu/kernels_vnni.h"
 #include "compute/cpu/scratch.h"
 #include "compute/cpu/simd_avx2.h"
 #include "compute/quant.h"
@@ -151,6 +152,7 @@ struct QuantArgs {
   float* Y;
   const Q4Acts* q4 = nullptr;  // Q4_0 only
   const float* xdT = nullptr;  // Q8_0 with n >= 4: activation scales transposed, [nb][n]
+  bool l2 = prefetch_l2();     // next rows into L2 (see NextRows)
 };
 
 // Returns v unchanged through an empty asm GCC cannot see into, so the value
@@ -172,21 +174,24 @@ inline void store_token_halves(__m256 acc, float* y, int64_t stride, int cnt) {
 }
 
 // Prefetches the R rows after [r0, r0 + R) (the next tile's: rows are
-// contiguous, and a thread's chunks follow each other) into L1, spread evenly
-// over a loop of `steps` iterations with a running remainder, not a division.
-// Every decode tile uses it; without it each new row started cold (Q8_0
-// decode moved 10-20% fewer bytes per second from DRAM, Q4_SB batch 4 20%).
+// contiguous, and a thread's chunks follow each other) into L1, or L2 where
+// cpu::prefetch_l2(), spread evenly over a loop of `steps` iterations with a
+// running remainder, not a division. Every decode tile uses it; without it
+// each new row started cold (Zen 3: Q8_0 decode moved 10-20% fewer bytes per
+// second from DRAM, Q4_SB batch 4 20%).
 class NextRows {
  public:
-  NextRows(const std::byte* W, size_t row_bytes, int64_t rows, int64_t r0, int R, int64_t steps)
-      : p_(reinterpret_cast<const char*>(W + static_cast<size_t>(r0 + R) * row_bytes)),
+  NextRows(const std::byte* W, size_t row_bytes, int64_t rows, int64_t r0, int R, int64_t steps, bool l2)
+      : l2_(l2),
+        p_(reinterpret_cast<const char*>(W + static_cast<size_t>(r0 + R) * row_bytes)),
         lines_(r0 + 2 * R <= rows ? static_cast<int64_t>(static_cast<size_t>(R) * row_bytes / 64) : 0),
         steps_(std::max<int64_t>(1, steps)) {}
   void step() {
-    for (owed_ += lines_; owed_ >= steps_; owed_ -= steps_, p_ += 64) _mm_prefetch(p_, _MM_HINT_T0);
+    for (owed_ += lines_; owed_ >= steps_; owed_ -= steps_, p_ += 64) avx2::prefetch_next(p_, l2_);
   }
 
  private:
+  bool l2_;
   const char* p_;
   int64_t lines_, steps_, owed_ = 0;
 };
@@ -209,7 +214,7 @@ inline void q8_tile(const QuantArgs& A, int64_t r0, int64_t t0) {
   const int64_t next_lines = r0 + 2 * R <= A.rows ? static_cast<int64_t>(R * A.row_bytes / 64) : 0;
   int64_t owed = 0;
   for (int64_t bi = 0; bi < A.nb; ++bi) {
-    for (owed += next_lines; owed >= A.nb; owed -= A.nb, pf += 64) _mm_prefetch(pf, _MM_HINT_T0);
+    for (owed += next_lines; owed >= A.nb; owed -= A.nb, pf += 64) avx2::prefetch_next(pf, A.l2);
     for (int r = 0; r < R; ++r) {
       const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w[r][bi].q));
       const __m256i aq = _mm256_sign_epi8(q, q);
@@ -242,7 +247,7 @@ inline void q8_tile_2x4(const QuantArgs& A, int64_t r0, int64_t t0) {
   const int8_t* xq = A.xa->q + t0 * cols;
   const __m256i ones = _mm256_set1_epi16(1);
   __m256 acc0 = _mm256_setzero_ps(), acc1 = acc0;
-  NextRows next(A.W, A.row_bytes, A.rows, r0, 2, A.nb);
+  NextRows next(A.W, A.row_bytes, A.rows, r0, 2, A.nb, A.l2);
   for (int64_t bi = 0; bi < A.nb; ++bi) {
     next.step();
     auto ldx = [&](int t) { return pin(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq + t * cols + bi * 32))); };
@@ -349,7 +354,7 @@ inline void q4_pairs(const QuantArgs& A, const Q4Acts& P, int64_t r0, int64_t t0
     for (int t = 0; t < T; ++t) acc[r][t] = _mm256_setzero_ps();
   // Pass 2 runs from L1/L2; meanwhile fetch the next tile's rows so DRAM
   // does not idle until its pass 1.
-  NextRows next(A.W, A.row_bytes, A.rows, r0, R, paired / 2);
+  NextRows next(A.W, A.row_bytes, A.rows, r0, R, paired / 2, A.l2);
   const int8_t* xt[T];
   for (int t = 0; t < T; ++t) xt[t] = P.qp + (t0 + t) * cols;
   for (int64_t j = 0; j < paired; j += 2) {
@@ -405,6 +410,7 @@ struct SBArgs {
   const int16_t* xs2;  // per token pair (2k, 2k + 1) and super-block, see q4sb_token_data
   const float* xdT;    // activation scales transposed, [nsb][n]
   float* Y;
+  bool l2 = prefetch_l2();  // next rows into L2 (see NextRows)
 };
 
 // One super-block of one row against T tokens.
@@ -573,7 +579,7 @@ inline void q4sb_tile(const SBArgs& A, int64_t r0, int64_t t0) {
   __m256 acc[R][NA];
   for (int r = 0; r < R; ++r)
     for (int k = 0; k < NA; ++k) acc[r][k] = _mm256_setzero_ps();
-  NextRows next(A.W, A.row_bytes, A.rows, r0, R, nsb);
+  NextRows next(A.W, A.row_bytes, A.rows, r0, R, nsb, A.l2);
   if constexpr (R == 2 && T == 4) {
     __m256 acc0 = _mm256_setzero_ps(), acc1 = acc0;  // not acc[][]: GCC stored those every step
     for (int64_t sb = 0; sb < nsb; ++sb) {
@@ -660,7 +666,7 @@ inline void q8rows4_n1(const QuantArgs& A, int64_t r0) {
     const __m256i s = _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(q, q), _mm256_sign_epi8(x, q)), ones);
     acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_set1_ps(_cvtsh_ss(h) * dx), acc);
   };
-  NextRows next(A.W, rb, A.rows, r0, 4, A.nb);
+  NextRows next(A.W, rb, A.rows, r0, 4, A.nb, A.l2);
   for (int64_t bi = 0; bi < A.nb; ++bi) {
     next.step();
     const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq + bi * 32));
@@ -828,6 +834,7 @@ void matmul_small(ThreadPool& pool, const TensorView& W, const float* X, int64_t
     SuperActs sa{n, cols, scratch(g_xq, static_cast<size_t>(n * cols)), scratch(g_xd, static_cast<size_t>(n * nsb)),
                  scratch(g_xs16, static_cast<size_t>(n * nsb * 16))};
     quantize_acts_sb(X, n, cols, sa);
+    if (n >= 2 && use_vnni()) return vnni::q4sb_matmul(pool, W, sa, n, Y, chunk);
     int16_t* xs2 = scratch(g_xs2, static_cast<size_t>(n / 2 * nsb * 16));
     float* xdT = scratch(g_xdT, static_cast<size_t>(n * nsb));
     q4sb_token_data(sa, nsb, xs2, xdT);
@@ -841,6 +848,7 @@ void matmul_small(ThreadPool& pool, const TensorView& W, const float* X, int64_t
                      scratch(g_xs, static_cast<size_t>(n * nb))};
     quantize_acts(X, n, cols, qa);
     const bool q4 = W.dtype == DType::Q4_0;
+    if (!q4 && n == 1 && use_vnni()) return vnni::q8_matvec(pool, W, qa, Y, chunk);
     Q4Acts q4a{nullptr, nullptr};
     if (q4) {
       int8_t* qp = scratch(g_qp, static_cast<size_t>(n * cols));

@@ -57,6 +57,15 @@ inline void store_4x8(std::byte* dst, int64_t stride, __m256i a0, __m256i a1, __
 // calls of step(): the VNNI and AMX GEMMs fetch the next panel's rows while
 // computing the current one. Counters, not a division per line (+6% for the
 // AMX GEMM).
+// One line of the rows a decode kernel reads next, into L2 or L1
+// (cpu::prefetch_l2(), read once per call by the caller).
+inline void prefetch_next(const void* p, bool l2) {
+  if (l2)
+    _mm_prefetch(static_cast<const char*>(p), _MM_HINT_T1);
+  else
+    _mm_prefetch(static_cast<const char*>(p), _MM_HINT_T0);
+}
+
 class RowPrefetch {
  public:
   RowPrefetch(const std::byte* first, size_t row_bytes, int64_t nrows, int64_t lines, int64_t steps)
