@@ -249,7 +249,7 @@ std::string kernel_isa() {
   if (!use_avx2()) return "scalar";
   std::string s = "avx2+fma+f16c";
   if (use_avx512()) s += ", avx512f gemm";
-  if (use_vnni()) s += ", avx512vnni int8 gemm and q8_0 matvec";
+  if (use_vnni()) s += ", avx512vnni int8 gemm and decode";
   if (use_amx()) s += ", amx bf16 gemm";
   if (prefetch_l2()) s += ", L2 prefetch";
   return s;
