@@ -32,7 +32,7 @@ namespace huginn::cpu {
 // Which instruction set the dispatched kernels use: "scalar", or
 // "avx2+fma+f16c" followed by ", avx512f gemm" where the prefill micro-kernel
 // uses 512-bit vectors, ", avx512vnni int8 gemm and decode" where quantized
-// prefill and Q8_0 / Q4_SB decode run on VNNI, ", amx bf16
+// prefill and Q8_0 / Q4_0 / Q4_SB decode run on VNNI, ", amx bf16
 // gemm" where BF16 prefill runs on AMX, and ", L2 prefetch" where the decode
 // kernels prefetch into L2 (prefetch_l2()).
 std::string kernel_isa();

@@ -125,7 +125,7 @@ TEST_P(MatmulTest, MatchesReferenceOnOddShapes) {
         bool avx2_gemm;
         bool f32_gemm;  // VNNI and AMX off
       };
-      // With VNNI, Q8_0 decode and Q4_SB decode of 2+ tokens have their own
+      // With VNNI, Q8_0 / Q4_0 decode and Q4_SB decode of 2+ tokens have their own
       // kernels: the AVX2 ones run with VNNI off (the Small run with f32_gemm).
       for (Run run : {Run{MatmulPath::Small, false, false}, Run{MatmulPath::Gemm, false, false},
                       Run{MatmulPath::Gemm, true, false}, Run{MatmulPath::Gemm, false, true},

@@ -20,11 +20,11 @@ namespace huginn::cpu::vnni {
 // cpu::matmul hands it at most 256 tokens at a time.
 void gemm(ThreadPool& pool, const TensorView& W, const float* X, int64_t n, float* Y);
 
-// Q8_0 decode of n tokens: Y[n, rows] = X W^T with X quantized by
-// quantize_acts (same arithmetic as the AVX2 kernels: exact int8 dot products
-// per block of 32, scaled by dw * dx in f32). Rows are handed out in chunks
-// of `chunk`.
-void q8_matmul(ThreadPool& pool, const TensorView& W, const QuantizedActs& xa, int64_t n, float* Y, int64_t chunk);
+// Q8_0 / Q4_0 decode of n tokens: Y[n, rows] = X W^T with X quantized by
+// quantize_acts (same arithmetic as the AVX2 kernels: exact integer dot
+// products per block of 32, scaled by dw * dx in f32). Rows are handed out
+// in chunks of `chunk`.
+void q8_q4_matmul(ThreadPool& pool, const TensorView& W, const QuantizedActs& xa, int64_t n, float* Y, int64_t chunk);
 
 // Q4_SB decode of n tokens (n >= 2; any n works) with activations from
 // quantize_acts_sb: the AVX2 kernel's arithmetic (exact int dot products per

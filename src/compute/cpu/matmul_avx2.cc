@@ -855,7 +855,7 @@ void matmul_small(ThreadPool& pool, const TensorView& W, const float* X, int64_t
                      scratch(g_xs, static_cast<size_t>(n * nb))};
     quantize_acts(X, n, cols, qa);
     const bool q4 = W.dtype == DType::Q4_0;
-    if (!q4 && use_vnni()) return vnni::q8_matmul(pool, W, qa, n, Y, chunk);
+    if (use_vnni()) return vnni::q8_q4_matmul(pool, W, qa, n, Y, chunk);
     Q4Acts q4a{nullptr, nullptr};
     if (q4) {
       int8_t* qp = scratch(g_qp, static_cast<size_t>(n * cols));

@@ -1,6 +1,6 @@
 // Decode kernels (a few tokens) on AVX-512 VNNI (see kernels_vnni.h).
 //
-// Q8_0 (any number of tokens; cpu::matmul sends fewer than 12 here).
+// Q8_0 and Q4_0 (any number of tokens; cpu::matmul sends fewer than 12 here).
 //
 // Why: the AVX2 kernel spends about 13 vector instructions per 34-byte block
 // and token (sign, sign, maddubs, madd, convert, FMA and a scalar scale
@@ -10,9 +10,10 @@
 // convert, shared by the tokens; per token one vpdpbusd, one int convert,
 // one multiply and one FMA.
 //
-// vpdpbusd multiplies unsigned by signed bytes: the weights get 128 added
-// (xor 0x80) and each block's accumulator starts at -128 * sum(x) in its
-// first lane, which cancels the offset exactly (x is in [-127, 127]).
+// vpdpbusd multiplies unsigned by signed bytes: the Q8_0 weights get 128
+// added (xor 0x80) and each block's accumulator starts at -128 * sum(x) in
+// its first lane, which cancels the offset exactly (x is in [-127, 127]).
+// Q4_0 nibbles are unsigned as stored (q, for q - 8): the start is -8 * sum(x).
 #include <immintrin.h>
 
 #include <cstring>
@@ -33,7 +34,7 @@ thread_local std::vector<std::byte> g_pairs;  // Q8Pair[] of the current call (c
 // Per pair of activation blocks (2p, 2p + 1), in the lanes of the zmm that
 // holds that pair of weight blocks: the accumulator start and the scales.
 struct alignas(64) Q8Pair {
-  int32_t corr[16];  // lane 0: -128 * sum(x) of block 2p, lane 8: of 2p + 1
+  int32_t corr[16];  // lane 0: -128 (Q4_0: -8) * sum(x) of block 2p, lane 8: of 2p + 1
   float dx[16];      // lanes 0-7: d of block 2p, lanes 8-15: of 2p + 1
 };
 
@@ -47,18 +48,50 @@ struct Args {
   bool l2;  // next rows into L2 (cpu::prefetch_l2())
 };
 
-constexpr size_t kBlock = sizeof(quant::BlockQ8_0);  // 34
+// Bytes per block: f16 d, then 32 int8 (Q8_0) or 16 bytes of nibbles (Q4_0).
+template <bool Q4>
+constexpr size_t kBlock = Q4 ? sizeof(quant::BlockQ4_0) : sizeof(quant::BlockQ8_0);
+
+// Blocks j and j + 1 as 64 unsigned bytes: Q8_0 q + 128 (xor 0x80); Q4_0 the
+// nibbles as stored (elements 0-15 low, 16-31 high): each block's 16 bytes
+// broadcast to two 128-bit lanes, the second shifted right by 4.
+template <bool Q4>
+inline __m512i block_pair_u8(const std::byte* blk) {
+  if constexpr (Q4) {
+    const __m512i q = _mm512_mask_broadcast_i32x4(
+        _mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + 2))), 0xFF00,
+        _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + kBlock<true> + 2)));
+    return _mm512_and_si512(_mm512_srlv_epi64(q, _mm512_setr_epi64(0, 0, 4, 4, 0, 0, 4, 4)), _mm512_set1_epi8(0x0f));
+  } else {
+    return _mm512_xor_si512(
+        _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 2))),
+                           _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + kBlock<false> + 2)), 1),
+        _mm512_set1_epi8(static_cast<char>(0x80)));
+  }
+}
+
+// The last block alone (odd block count) as 32 unsigned bytes.
+template <bool Q4>
+inline __m256i block_u8(const std::byte* blk) {
+  if constexpr (Q4) {
+    const __m256i q = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + 2)));
+    return _mm256_and_si256(_mm256_srlv_epi64(q, _mm256_setr_epi64x(0, 0, 4, 4)), _mm256_set1_epi8(0x0f));
+  } else {
+    return _mm256_xor_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 2)),
+                            _mm256_set1_epi8(static_cast<char>(0x80)));
+  }
+}
 
 // Rows [r0, r0 + R) against tokens [t0, t0 + T): per block pair and row, the
-// weights (xor 0x80) and their scales are built once for the T tokens; the
+// unsigned weights and their scales are built once for the T tokens; the
 // tokens' activation data are loaded once for the R rows. The next R rows
 // are prefetched, spread over the loop.
-template <int R, int T>
+template <bool Q4, int R, int T>
 inline void q8_tile(const Args& A, int64_t r0, int64_t t0) {
+  constexpr size_t kB = kBlock<Q4>;
   const std::byte* base = A.W + static_cast<size_t>(r0) * A.row_bytes;
   const size_t rb = A.row_bytes;
   const int64_t cols = A.nb * 32, np = A.nb / 2, nps = (A.nb + 1) / 2;
-  const __m512i flip = _mm512_set1_epi8(static_cast<char>(0x80));
   __m512 acc[R][T];
   for (int r = 0; r < R; ++r)
     for (int t = 0; t < T; ++t) acc[r][t] = _mm512_setzero_ps();
@@ -68,13 +101,10 @@ inline void q8_tile(const Args& A, int64_t r0, int64_t t0) {
   for (int64_t p = 0; p < np; ++p) {
     for (owed += lines; owed >= np; owed -= np, pf += 64) avx2::prefetch_next(pf, A.l2);
     for (int r = 0; r < R; ++r) {
-      const std::byte* blk = base + r * rb + p * 2 * kBlock;
-      const __m512i u = _mm512_xor_si512(
-          _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 2))),
-                             _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + kBlock + 2)), 1),
-          flip);
+      const std::byte* blk = base + r * rb + p * 2 * kB;
+      const __m512i u = block_pair_u8<Q4>(blk);
       uint16_t h0, h1;
-      std::memcpy(&h0, blk, 2), std::memcpy(&h1, blk + kBlock, 2);
+      std::memcpy(&h0, blk, 2), std::memcpy(&h1, blk + kB, 2);
       const __m512 dw = _mm512_cvtph_ps(
           _mm256_mask_set1_epi16(_mm256_set1_epi16(static_cast<short>(h0)), 0xFF00, static_cast<short>(h1)));
       for (int t = 0; t < T; ++t) {
@@ -87,10 +117,9 @@ inline void q8_tile(const Args& A, int64_t r0, int64_t t0) {
   }
   if (A.nb % 2) {  // last block alone, in 256-bit registers
     const int64_t j = A.nb - 1;
-    const __m256i flip8 = _mm256_set1_epi8(static_cast<char>(0x80));
     for (int r = 0; r < R; ++r) {
-      const std::byte* blk = base + r * rb + j * kBlock;
-      const __m256i u = _mm256_xor_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 2)), flip8);
+      const std::byte* blk = base + r * rb + j * kB;
+      const __m256i u = block_u8<Q4>(blk);
       uint16_t h;
       std::memcpy(&h, blk, 2);
       const __m256 dw = _mm256_set1_ps(_cvtsh_ss(h));
@@ -110,14 +139,14 @@ inline void q8_tile(const Args& A, int64_t r0, int64_t t0) {
 
 // Rows [r0, r0 + R) against all tokens, 4 at a time (4 rows x 4 tokens:
 // 16 accumulators; 22% faster than 2 x 4 in L3, kernels_bench n=4).
-template <int R>
+template <bool Q4, int R>
 inline void q8_rows(const Args& A, int64_t r0) {
   int64_t t = 0;
-  for (; t + 4 <= A.n; t += 4) q8_tile<R, 4>(A, r0, t);
+  for (; t + 4 <= A.n; t += 4) q8_tile<Q4, R, 4>(A, r0, t);
   switch (A.n - t) {
-    case 3: q8_tile<R, 3>(A, r0, t); break;
-    case 2: q8_tile<R, 2>(A, r0, t); break;
-    case 1: q8_tile<R, 1>(A, r0, t); break;
+    case 3: q8_tile<Q4, R, 3>(A, r0, t); break;
+    case 2: q8_tile<Q4, R, 2>(A, r0, t); break;
+    case 1: q8_tile<Q4, R, 1>(A, r0, t); break;
     default: break;
   }
 }
@@ -212,23 +241,29 @@ inline void q4sb_rows(const SBArgs& A, int64_t r0) {
 
 }  // namespace
 
-void q8_matmul(ThreadPool& pool, const TensorView& W, const QuantizedActs& xa, int64_t n, float* Y, int64_t chunk) {
+void q8_q4_matmul(ThreadPool& pool, const TensorView& W, const QuantizedActs& xa, int64_t n, float* Y, int64_t chunk) {
   const int64_t rows = W.rows(), nb = W.cols() / 32, np = (nb + 1) / 2;
+  const bool q4 = W.dtype == DType::Q4_0;
   Q8Pair* pairs = reinterpret_cast<Q8Pair*>(scratch(g_pairs, static_cast<size_t>(n * np) * sizeof(Q8Pair)));
   for (int64_t t = 0; t < n; ++t)
     for (int64_t p = 0; p < np; ++p) {
       Q8Pair& q = pairs[t * np + p];
       std::memset(&q, 0, sizeof q);
       for (int h = 0; h < 2 && 2 * p + h < nb; ++h) {
-        q.corr[8 * h] = -128 * xa.sum[t * nb + 2 * p + h];
+        q.corr[8 * h] = (q4 ? -8 : -128) * xa.sum[t * nb + 2 * p + h];
         for (int i = 0; i < 8; ++i) q.dx[8 * h + i] = xa.d[t * nb + 2 * p + h];
       }
     }
   const Args A{W.data, dtype_row_bytes(W.dtype, W.cols()), rows, nb, n, xa.q, pairs, Y, prefetch_l2()};
   pool.parallel_for(rows, chunk, [&](int64_t b, int64_t e, int) {
     int64_t r = b;
-    for (; r + 4 <= e; r += 4) q8_rows<4>(A, r);
-    for (; r < e; ++r) q8_rows<1>(A, r);
+    if (q4) {
+      for (; r + 4 <= e; r += 4) q8_rows<true, 4>(A, r);
+      for (; r < e; ++r) q8_rows<true, 1>(A, r);
+    } else {
+      for (; r + 4 <= e; r += 4) q8_rows<false, 4>(A, r);
+      for (; r < e; ++r) q8_rows<false, 1>(A, r);
+    }
   });
 }
 
