@@ -29,11 +29,11 @@ namespace huginn::cpu::vnni {
 
 namespace {
 
-thread_local std::vector<std::byte> g_pairs;  // Q8Pair[] of the current call (caller's thread)
+thread_local std::vector<std::byte> g_pairs;  // PairActs[] of the current call (caller's thread)
 
 // Per pair of activation blocks (2p, 2p + 1), in the lanes of the zmm that
 // holds that pair of weight blocks: the accumulator start and the scales.
-struct alignas(64) Q8Pair {
+struct alignas(64) PairActs {
   int32_t corr[16];  // lane 0: -128 (Q4_0: -8) * sum(x) of block 2p, lane 8: of 2p + 1
   float dx[16];      // lanes 0-7: d of block 2p, lanes 8-15: of 2p + 1
 };
@@ -43,7 +43,7 @@ struct Args {
   size_t row_bytes;
   int64_t rows, nb, n;
   const int8_t* xq;      // [n][cols]
-  const Q8Pair* pairs;   // [n][(nb + 1) / 2]
+  const PairActs* pairs;   // [n][(nb + 1) / 2]
   float* Y;
   bool l2;  // next rows into L2 (cpu::prefetch_l2())
 };
@@ -108,7 +108,7 @@ inline void q8_tile(const Args& A, int64_t r0, int64_t t0) {
       const __m512 dw = _mm512_cvtph_ps(
           _mm256_mask_set1_epi16(_mm256_set1_epi16(static_cast<short>(h0)), 0xFF00, static_cast<short>(h1)));
       for (int t = 0; t < T; ++t) {
-        const Q8Pair& q = A.pairs[(t0 + t) * nps + p];
+        const PairActs& q = A.pairs[(t0 + t) * nps + p];
         const __m512i s = _mm512_dpbusd_epi32(_mm512_load_si512(q.corr), u,
                                               _mm512_loadu_si512(A.xq + (t0 + t) * cols + p * 64));
         acc[r][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), _mm512_mul_ps(dw, _mm512_load_ps(q.dx)), acc[r][t]);
@@ -124,7 +124,7 @@ inline void q8_tile(const Args& A, int64_t r0, int64_t t0) {
       std::memcpy(&h, blk, 2);
       const __m256 dw = _mm256_set1_ps(_cvtsh_ss(h));
       for (int t = 0; t < T; ++t) {
-        const Q8Pair& q = A.pairs[(t0 + t) * nps + np];
+        const PairActs& q = A.pairs[(t0 + t) * nps + np];
         const __m256i s =
             _mm256_dpbusd_epi32(_mm256_load_si256(reinterpret_cast<const __m256i*>(q.corr)), u,
                                 _mm256_loadu_si256(reinterpret_cast<const __m256i*>(A.xq + (t0 + t) * cols + j * 32)));
@@ -244,10 +244,10 @@ inline void q4sb_rows(const SBArgs& A, int64_t r0) {
 void q8_q4_matmul(ThreadPool& pool, const TensorView& W, const QuantizedActs& xa, int64_t n, float* Y, int64_t chunk) {
   const int64_t rows = W.rows(), nb = W.cols() / 32, np = (nb + 1) / 2;
   const bool q4 = W.dtype == DType::Q4_0;
-  Q8Pair* pairs = reinterpret_cast<Q8Pair*>(scratch(g_pairs, static_cast<size_t>(n * np) * sizeof(Q8Pair)));
+  PairActs* pairs = reinterpret_cast<PairActs*>(scratch(g_pairs, static_cast<size_t>(n * np) * sizeof(PairActs)));
   for (int64_t t = 0; t < n; ++t)
     for (int64_t p = 0; p < np; ++p) {
-      Q8Pair& q = pairs[t * np + p];
+      PairActs& q = pairs[t * np + p];
       std::memset(&q, 0, sizeof q);
       for (int h = 0; h < 2 && 2 * p + h < nb; ++h) {
         q.corr[8 * h] = (q4 ? -8 : -128) * xa.sum[t * nb + 2 * p + h];
@@ -266,10 +266,6 @@ void q8_q4_matmul(ThreadPool& pool, const TensorView& W, const QuantizedActs& xa
     }
   });
 }
-
-}  // namespace huginn::cpu::vnni
-
-namespace huginn::cpu::vnni {
 
 void q4sb_matmul(ThreadPool& pool, const TensorView& W, const SuperActs& xa, int64_t n, float* Y, int64_t chunk) {
   const int64_t rows = W.rows(), nsb = W.cols() / 160, pairs = (n + 1) / 2;
