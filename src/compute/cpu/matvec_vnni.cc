@@ -95,11 +95,9 @@ inline void q8_tile(const Args& A, int64_t r0, int64_t t0) {
   __m512 acc[R][T];
   for (int r = 0; r < R; ++r)
     for (int t = 0; t < T; ++t) acc[r][t] = _mm512_setzero_ps();
-  const char* pf = reinterpret_cast<const char*>(base + R * rb);
-  const int64_t lines = r0 + 2 * R <= A.rows ? static_cast<int64_t>(R * rb / 64) : 0;
-  int64_t owed = 0;
+  avx2::NextRows next(A.W, rb, A.rows, r0, R, np, A.l2);
   for (int64_t p = 0; p < np; ++p) {
-    for (owed += lines; owed >= np; owed -= np, pf += 64) avx2::prefetch_next(pf, A.l2);
+    next.step();
     for (int r = 0; r < R; ++r) {
       const std::byte* blk = base + r * rb + p * 2 * kB;
       const __m512i u = block_pair_u8<Q4>(blk);
@@ -195,11 +193,9 @@ inline void q4sb_tile(const SBArgs& A, int64_t r0, int64_t k0) {
   __m512 acc[R][P];
   for (int r = 0; r < R; ++r)
     for (int k = 0; k < P; ++k) acc[r][k] = _mm512_setzero_ps();
-  const char* pf = reinterpret_cast<const char*>(base + R * rb);
-  const int64_t lines = r0 + 2 * R <= A.rows ? static_cast<int64_t>(R * rb / 64) : 0;
-  int64_t owed = 0;
+  avx2::NextRows next(A.W, rb, A.rows, r0, R, A.nsb, A.l2);
   for (int64_t sb = 0; sb < A.nsb; ++sb) {
-    for (owed += lines; owed >= A.nsb; owed -= A.nsb, pf += 64) avx2::prefetch_next(pf, A.l2);
+    next.step();
     for (int r = 0; r < R; ++r) {
       const auto& b = reinterpret_cast<const quant::BlockQ4SB*>(base + r * rb)[sb];
       const __m512i q = _mm512_loadu_si512(b.q);
