@@ -97,13 +97,11 @@ bool detect_amx() {
 const bool g_has_amx = detect_amx();
 std::atomic<bool> g_no_amx{false};
 
+// Intel CPUs prefetch the decode kernels' next rows into L2 (prefetch_l2()).
 bool detect_intel() {
 #if defined(__x86_64__) || defined(__i386__)
-  unsigned a = 0, b = 0, c = 0, d = 0;
-  if (!__get_cpuid(0, &a, &b, &c, &d)) return false;
-  char vendor[12];
-  std::memcpy(vendor, &b, 4), std::memcpy(vendor + 4, &d, 4), std::memcpy(vendor + 8, &c, 4);
-  return std::memcmp(vendor, "GenuineIntel", 12) == 0;
+  __builtin_cpu_init();
+  return __builtin_cpu_is("intel");
 #else
   return false;
 #endif

@@ -149,6 +149,13 @@ inline void q8_rows(const Args& A, int64_t r0) {
   }
 }
 
+template <bool Q4>
+void q8_chunk(const Args& A, int64_t b, int64_t e) {
+  int64_t r = b;
+  for (; r + 4 <= e; r += 4) q8_rows<Q4, 4>(A, r);
+  for (; r < e; ++r) q8_rows<Q4, 1>(A, r);
+}
+
 // ---------------------------------------------------------------------------
 // Q4_SB, tokens in pairs.
 //
@@ -252,14 +259,10 @@ void q8_q4_matmul(ThreadPool& pool, const TensorView& W, const QuantizedActs& xa
     }
   const Args A{W.data, dtype_row_bytes(W.dtype, W.cols()), rows, nb, n, xa.q, pairs, Y, prefetch_l2()};
   pool.parallel_for(rows, chunk, [&](int64_t b, int64_t e, int) {
-    int64_t r = b;
-    if (q4) {
-      for (; r + 4 <= e; r += 4) q8_rows<true, 4>(A, r);
-      for (; r < e; ++r) q8_rows<true, 1>(A, r);
-    } else {
-      for (; r + 4 <= e; r += 4) q8_rows<false, 4>(A, r);
-      for (; r < e; ++r) q8_rows<false, 1>(A, r);
-    }
+    if (q4)
+      q8_chunk<true>(A, b, e);
+    else
+      q8_chunk<false>(A, b, e);
   });
 }
 
